@@ -1,0 +1,246 @@
+"""The Store: latest snapshot, bounded history, workload state, events and source health.
+
+Every source writes here and every consumer (TUI, exporter, recorder, export) reads here;
+no consumer talks to a source. Thread-safe. Memory is bounded: history, windows and the
+event log are ring buffers, so a run of hours costs what a run of minutes does.
+Published snapshots are never mutated afterwards, so readers may keep references.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from workloads.protocol import Error, Hello, LatencyHistogram, Phase, Ready, Window
+
+from .telemetry import Snapshot
+
+HISTORY_POINTS = 3600  # one hour at neuron-monitor's 1 s period; also the 15 min window at 4 Hz
+WINDOW_POINTS = 3600  # workload windows (~0.5 s each): 30 min
+EVENT_LINES = 500
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    time: float
+    utilization: dict[str, float]  # mean utilization per core kind present
+    per_core: tuple[float | None, ...]  # utilization of each core of the snapshot, in its order
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    time: float
+    level: str  # "info" | "warning" | "error" | "hint"
+    source: str  # "workload", "neuron-monitor", "host", "hint", ...
+    text: str
+
+
+@dataclass
+class SourceHealth:
+    name: str
+    up: bool = False
+    last_sample_time: float | None = None
+    samples: int = 0
+    restarts: int = 0
+    bad_lines: int = 0
+    last_bad_line: str = ""
+    last_error: str = ""
+    down_since: float | None = None  # set while the source is out
+
+
+@dataclass
+class RuntimeTotals:
+    """Counters that only move forward, summed from neuron-monitor's per-period figures."""
+
+    status: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class WorkloadState:
+    config: dict[str, Any] = field(default_factory=dict)  # the flags the child was started with
+    state: str = "idle"  # idle | starting | <phase> | running | paused | exited | crashed
+    pid: int | None = None
+    hello: Hello | None = None
+    phase: Phase | None = None
+    ready: Ready | None = None
+    last_error: Error | None = None
+    exit_code: int | None = None
+    run_id: int = 0  # increments on every (re)start; consumers dim figures of older runs
+    completed_total: int = 0
+    errors_total: int = 0
+    latency_total: LatencyHistogram = field(default_factory=LatencyHistogram)
+    windows: deque[Window] = field(default_factory=lambda: deque(maxlen=WINDOW_POINTS))
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=50))
+
+    @property
+    def last_window(self) -> Window | None:
+        return self.windows[-1] if self.windows else None
+
+
+Listener = Callable[[str], None]  # called with "snapshot", "workload", "event" or "health"
+
+
+class Store:
+    def __init__(self, history_points: int = HISTORY_POINTS, event_lines: int = EVENT_LINES) -> None:
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self.started = time.time()
+        self.latest: Snapshot | None = None
+        self.history: deque[HistoryPoint] = deque(maxlen=history_points)
+        self.workload = WorkloadState()
+        self.events: deque[LogEvent] = deque(maxlen=event_lines)
+        self.health: dict[str, SourceHealth] = {}
+        self.runtime_totals: dict[str, RuntimeTotals] = {}
+        self._hints_shown: set[str] = set()
+
+    # -- subscription -------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _notify(self, what: str) -> None:
+        for listener in list(self._listeners):
+            listener(what)
+
+    def lock(self) -> threading.RLock:
+        """Hold while reading several fields that must agree (e.g. a Prometheus scrape)."""
+        return self._lock
+
+    # -- telemetry ----------------------------------------------------------------------
+    def publish_snapshot(self, snapshot: Snapshot) -> None:
+        per_kind: dict[str, list[float]] = {}
+        for core in snapshot.cores:
+            if core.utilization is not None:
+                per_kind.setdefault(core.kind, []).append(core.utilization)
+        point = HistoryPoint(
+            time=snapshot.time,
+            utilization={kind: sum(values) / len(values) for kind, values in per_kind.items()},
+            per_core=tuple(core.utilization for core in snapshot.cores),
+        )
+        with self._lock:
+            self.latest = snapshot
+            self.history.append(point)
+            seen = set()
+            for runtime in snapshot.runtimes:
+                seen.add(runtime.key)
+                totals = self.runtime_totals.setdefault(runtime.key, RuntimeTotals())
+                _add_counts(totals.status, runtime.status)
+                _add_counts(totals.errors, runtime.errors)
+            for gone in set(self.runtime_totals) - seen:
+                del self.runtime_totals[gone]
+            health = self._health(snapshot.source)
+            health.up = True
+            health.samples += 1
+            health.last_sample_time = snapshot.time
+            health.down_since = None
+        self._notify("snapshot")
+
+    # -- source health ------------------------------------------------------------------
+    def _health(self, name: str) -> SourceHealth:
+        if name not in self.health:
+            self.health[name] = SourceHealth(name)
+        return self.health[name]
+
+    def source_up(self, name: str) -> None:
+        with self._lock:
+            health = self._health(name)
+            health.up = True
+            health.down_since = None
+        self._notify("health")
+
+    def source_down(self, name: str, reason: str, restarting: bool = True) -> None:
+        with self._lock:
+            health = self._health(name)
+            was_up = health.up or health.down_since is None
+            health.up = False
+            health.last_error = reason
+            if health.down_since is None:
+                health.down_since = time.time()
+            if restarting:
+                health.restarts += 1
+        if was_up:
+            self.log("error", name, reason)
+        self._notify("health")
+
+    def bad_line(self, name: str, line: str | bytes, reason: str) -> None:
+        """Count an unreadable line; keep the last one (shortened) for display."""
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "replace")
+        with self._lock:
+            health = self._health(name)
+            health.bad_lines += 1
+            health.last_bad_line = line[:200]
+            health.last_error = reason
+            first = health.bad_lines == 1
+        if first:
+            self.log("warning", name, f"unreadable line skipped ({reason}); further ones are counted")
+        self._notify("health")
+
+    # -- workload -----------------------------------------------------------------------
+    def workload_starting(self, config: dict[str, Any], pid: int | None) -> None:
+        with self._lock:
+            previous = self.workload
+            self.workload = WorkloadState(config=dict(config), state="starting", pid=pid,
+                                          run_id=previous.run_id + 1)
+        self._notify("workload")
+
+    def workload_event(self, event: Hello | Phase | Ready | Window | Error) -> None:
+        with self._lock:
+            wl = self.workload
+            if isinstance(event, Hello):
+                wl.hello = event
+            elif isinstance(event, Phase):
+                wl.phase = event
+                wl.state = event.phase
+            elif isinstance(event, Ready):
+                wl.ready = event
+            elif isinstance(event, Window):
+                wl.windows.append(event)
+                wl.completed_total += event.completed
+                wl.errors_total += event.errors
+                wl.latency_total.merge(event.histogram())
+                if wl.state not in ("paused",):
+                    wl.state = "running"
+            elif isinstance(event, Error):
+                wl.last_error = event
+        self._notify("workload")
+
+    def workload_state(self, state: str, exit_code: int | None = None) -> None:
+        with self._lock:
+            self.workload.state = state
+            if exit_code is not None:
+                self.workload.exit_code = exit_code
+        self._notify("workload")
+
+    def workload_stderr(self, line: str) -> None:
+        with self._lock:
+            self.workload.stderr_tail.append(line)
+
+    # -- events -------------------------------------------------------------------------
+    def log(self, level: str, source: str, text: str) -> None:
+        with self._lock:
+            self.events.append(LogEvent(time.time(), level, source, text))
+        self._notify("event")
+
+    def hint_once(self, key: str, text: str) -> bool:
+        """Log a hint the first time its key is seen; returns whether it was new."""
+        with self._lock:
+            if key in self._hints_shown:
+                return False
+            self._hints_shown.add(key)
+        self.log("hint", "hint", text)
+        return True
+
+
+def _add_counts(into: dict[str, int], period: dict[str, int]) -> None:
+    for name, count in period.items():
+        # a counter never moves backwards, whatever a report says
+        into[name] = into.get(name, 0) + max(count, 0)

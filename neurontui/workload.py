@@ -1,0 +1,220 @@
+"""Start, stop and restart the workload child; read its events into the Store.
+
+The child is `python -m workloads <flags>` in its own process group, started from an
+argument list (never a shell). Its stdout carries protocol events, its stderr logs; our
+end of its stdin is its lifeline (EOF = we are gone) and carries pause/resume/stop.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+
+from workloads.config import WorkloadConfig
+from workloads.protocol import Bye, ProtocolError, decode
+
+from .store import Store
+
+SOURCE = "workload"
+STOP_GRACE_SECONDS = 5.0
+# No event for this long means the child hangs. Compiling reports progress rarely, so the
+# limit is generous while building and tight once windows flow.
+HANG_SECONDS_RUNNING = 30.0
+HANG_SECONDS_STARTING = 900.0
+
+
+class WorkloadProcess:
+    def __init__(self, store: Store, python: str = sys.executable, env: dict[str, str] | None = None,
+                 hang_seconds_running: float = HANG_SECONDS_RUNNING,
+                 hang_seconds_starting: float = HANG_SECONDS_STARTING) -> None:
+        self.store = store
+        self.python = python
+        self.env = env
+        self.hang_seconds_running = hang_seconds_running
+        self.hang_seconds_starting = hang_seconds_starting
+        self.config: WorkloadConfig | None = None
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._last_event = 0.0
+        self._bye: Bye | None = None
+        self._stopping = False
+        self._paused = False
+        self._done = threading.Event()
+        self._done.set()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def argv(self, config: WorkloadConfig) -> list[str]:
+        return [self.python, "-m", "workloads", *config.to_argv()]
+
+    def start(self, config: WorkloadConfig) -> None:
+        """(Re)start the child with `config`; a running child is stopped first."""
+        self.stop()
+        with self._lock:
+            self.config = config
+            self._bye = None
+            self._stopping = False
+            self._paused = False
+            env = dict(os.environ if self.env is None else self.env)
+            env["NEURONTUI_PARENT_PID"] = str(os.getpid())
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            self._proc = subprocess.Popen(
+                self.argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, start_new_session=True, close_fds=True,
+            )
+            self._last_event = time.monotonic()
+            self._done.clear()
+            self.store.workload_starting(config.as_dict(), self._proc.pid)
+            proc = self._proc
+        threading.Thread(target=self._read_stdout, args=(proc,), name="workload-stdout", daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(proc.stderr,), name="workload-stderr", daemon=True).start()
+        threading.Thread(target=self._watch, args=(proc,), name="workload-watchdog", daemon=True).start()
+
+    def send(self, command: str) -> bool:
+        proc = self._proc
+        if proc is None or proc.poll() is not None or proc.stdin is None:
+            return False
+        try:
+            proc.stdin.write(command.encode() + b"\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def pause(self) -> None:
+        if self.send("pause"):
+            self._paused = True
+            self.store.workload_state("paused")
+
+    def resume(self) -> None:
+        if self.send("resume"):
+            self._paused = False
+            self._last_event = time.monotonic()
+            self.store.workload_state("running")
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> int | None:
+        """Stop the child and everything it started: stop command, SIGTERM, then SIGKILL."""
+        proc = self._proc
+        if proc is None:
+            return None
+        self._stopping = True
+        if proc.poll() is None:
+            self.send("stop")
+            try:
+                proc.wait(timeout=min(grace, 2.0))
+            except subprocess.TimeoutExpired:
+                self._signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    self._signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+        # Workers the child left behind share its process group.
+        self._signal_group(proc, signal.SIGKILL)
+        self._done.wait(timeout=grace)
+        if proc.stdin:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        return proc.returncode
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the child has exited and its output is read; True if it has."""
+        return self._done.wait(timeout)
+
+    @staticmethod
+    def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # -- threads ------------------------------------------------------------------------
+    def _read_stdout(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, b""):
+            if proc is not self._proc:
+                break
+            self._last_event = time.monotonic()
+            if not line.strip():
+                continue
+            try:
+                event = decode(line)
+            except ProtocolError as exc:
+                self.store.bad_line(SOURCE, line, str(exc))
+                continue
+            if isinstance(event, Bye):
+                self._bye = event
+                continue
+            self.store.workload_event(event)
+        code = proc.wait()
+        self._finished(proc, code)
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.store.workload_stderr(line)
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        while proc.poll() is None and proc is self._proc:
+            time.sleep(0.5)
+            if self._paused or self._stopping:
+                continue
+            state = self.store.workload.state
+            limit = self.hang_seconds_running if state == "running" else self.hang_seconds_starting
+            silent = time.monotonic() - self._last_event
+            if silent > limit:
+                self.store.log("error", SOURCE, f"workload hung: no event for {silent:.0f} s; stopping it (press r to restart)")
+                self._signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=STOP_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    self._signal_group(proc, signal.SIGKILL)
+                return
+
+    def _finished(self, proc: subprocess.Popen, code: int) -> None:
+        if proc is not self._proc:
+            return
+        error = self.store.workload.last_error
+        if code == 0 and self._bye is not None:
+            self.store.workload_state("exited", code)
+            self.store.log("info", SOURCE, f"workload finished ({self._bye.reason}): "
+                                           f"{self._bye.completed} completed, {self._bye.errors} errors")
+        elif self._stopping:
+            self.store.workload_state("exited", code)
+        else:
+            self.store.workload_state("crashed", code)
+            tail = " | ".join(list(self.store.workload.stderr_tail)[-3:])
+            reason = error.message if error else describe_exit(code)
+            self.store.log("error", SOURCE, f"workload {describe_exit(code)}: {reason}"
+                                            + (f" -- last stderr: {tail}" if tail and not error else "")
+                                            + " (press r to restart)")
+        self._done.set()
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exited with status {code}"

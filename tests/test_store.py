@@ -1,0 +1,53 @@
+"""The Store: bounded history, counters that only move forward, workload state."""
+from neurontui.store import Store
+from neurontui.telemetry import Core, Runtime, Snapshot
+from workloads.protocol import LatencyHistogram, Window
+
+
+def snapshot(t, utilizations, runtimes=()):
+    return Snapshot(time=t, source="test",
+                    cores=[Core("neuroncore", i, u) for i, u in enumerate(utilizations)],
+                    runtimes=list(runtimes))
+
+
+def test_history_is_bounded_whatever_the_run_time():
+    store = Store(history_points=100)
+    for t in range(1000):
+        store.publish_snapshot(snapshot(t, [0.5, 1.0]))
+    assert len(store.history) == 100
+    assert store.history[-1].time == 999
+    assert store.history[-1].utilization["neuroncore"] == 0.75
+
+
+def test_runtime_counters_accumulate_and_vanished_runtimes_drop():
+    store = Store()
+    rt = Runtime(tag="1", key="1", status={"completed": 5}, errors={"generic": 1})
+    store.publish_snapshot(snapshot(0, [0.1], [rt]))
+    store.publish_snapshot(snapshot(1, [0.1], [Runtime(tag="1", key="1", status={"completed": 3}, errors={"generic": -4})]))
+    assert store.runtime_totals["1"].status == {"completed": 8}
+    assert store.runtime_totals["1"].errors == {"generic": 1}
+    store.publish_snapshot(snapshot(2, [0.1], []))
+    assert store.runtime_totals == {}
+
+
+def test_windows_feed_totals_and_a_restart_starts_a_new_run():
+    store = Store()
+    store.workload_starting({"model": "cnn"}, pid=1)
+    hist = LatencyHistogram()
+    for _ in range(10):
+        hist.record(0.002)
+    store.workload_event(Window.from_histogram(0, 0.5, hist, errors=1, per_core_completed=[10]))
+    assert store.workload.completed_total == 10 and store.workload.errors_total == 1
+    assert store.workload.latency_total.count == 10 and store.workload.state == "running"
+    first = store.workload.run_id
+    store.workload_starting({"model": "bert"}, pid=2)
+    assert store.workload.run_id == first + 1 and store.workload.completed_total == 0
+
+
+def test_bad_lines_are_counted_and_the_last_kept():
+    store = Store()
+    for i in range(3):
+        store.bad_line("neuron-monitor", f"garbage {i}", "not JSON")
+    health = store.health["neuron-monitor"]
+    assert health.bad_lines == 3 and health.last_bad_line == "garbage 2"
+    assert sum(1 for e in store.events if e.source == "neuron-monitor") == 1

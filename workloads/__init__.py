@@ -1,0 +1,1 @@
+"""workloads: the measured side. Imports torch; never imports textual."""

@@ -1,0 +1,122 @@
+"""The workload child's flags, defined once: the child parses them, the parent builds them.
+
+Torch-free, like protocol.py: `neurontui` imports it to start children.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, fields
+
+MODELS = ("cnn", "resnet50", "bert", "craft")
+BACKENDS = ("auto", "cpu", "cuda", "neuron")
+MODES = ("single", "dp", "pipeline")
+SCENARIOS = ("single-stream", "offline", "server")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class WorkloadConfig:
+    model: str = "resnet50"
+    backend: str = "auto"
+    mode: str = "single"
+    batch: int = 1
+    concurrency: int = 1
+    scenario: str = "single-stream"
+    qps: float | None = None  # server scenario: Poisson arrival rate
+    duration: float | None = None  # seconds of measured load; None = until stopped
+    warmup: float = 1.0  # seconds of unmeasured load before the first window
+    window: float = 0.5  # seconds per window event
+    precision: str = "fp32"
+    channels_last: bool = False
+    cuda_graphs: bool = False
+    seq_len: int | None = None  # bert
+    image_size: int | None = None  # craft
+    weights: str | None = None
+    pipeline_cores: int | None = None  # None = 4*round(params/2e7) clamped to visible cores
+    cores: int | None = None  # how many cores/replicas dp may use; None = all visible
+    cache_dir: str | None = None
+    until_stable: bool = False  # stop when the last 3 windows agree within 10%
+
+    def to_argv(self) -> list[str]:
+        """Flags for `python -m workloads`, inverse of `from_namespace(build_parser().parse_args())`."""
+        argv: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                if value:
+                    argv.append(flag)
+            elif value is not None:
+                argv += [flag, str(value)]
+        return argv
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> WorkloadConfig:
+        return cls(**{f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> list[str]:
+        """Problems a user must fix, one line each (empty when the config is usable)."""
+        problems = []
+        for name, allowed in (("model", MODELS), ("backend", BACKENDS), ("mode", MODES),
+                              ("scenario", SCENARIOS), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                problems.append(f"unknown {name} {getattr(self, name)!r}: choose from {', '.join(allowed)}")
+        for name in ("batch", "concurrency"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.scenario == "server" and not (self.qps and self.qps > 0):
+            problems.append("--scenario server needs --qps R with R > 0")
+        if self.duration is not None and self.duration <= 0:
+            problems.append(f"--duration must be positive, got {self.duration}")
+        if self.pipeline_cores is not None and self.pipeline_cores < 1:
+            problems.append(f"--pipeline-cores must be at least 1, got {self.pipeline_cores}")
+        return problems
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """The workload flags, shared by `python -m workloads` and `neurontui`."""
+    d = WorkloadConfig()
+    g = parser.add_argument_group("workload")
+    g.add_argument("--model", choices=MODELS, default=d.model)
+    g.add_argument("--backend", choices=BACKENDS, default=d.backend)
+    g.add_argument("--mode", choices=MODES, default=d.mode)
+    g.add_argument("--batch", type=positive_int, default=d.batch)
+    g.add_argument("--concurrency", type=positive_int, default=d.concurrency, help="requests in flight")
+    g.add_argument("--scenario", choices=SCENARIOS, default=d.scenario)
+    g.add_argument("--qps", type=positive_float, default=None, help="server scenario arrival rate")
+    g.add_argument("--duration", type=positive_float, default=None, help="seconds of measured load")
+    g.add_argument("--warmup", type=float, default=d.warmup, help="seconds of load before measuring")
+    g.add_argument("--window", type=positive_float, default=d.window, help="seconds per window")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    g.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA, CNNs)")
+    g.add_argument("--cuda-graphs", action="store_true", help="capture the forward in a CUDA graph")
+    g.add_argument("--seq-len", type=positive_int, default=None, help="bert sequence length (128)")
+    g.add_argument("--image-size", type=positive_int, default=None, help="craft image side, multiple of 32 (800)")
+    g.add_argument("--weights", default=None, metavar="PATH", help="local state dict (never downloaded)")
+    g.add_argument("--pipeline-cores", type=positive_int, default=None)
+    g.add_argument("--cores", type=positive_int, default=None, help="cores/replicas for dp")
+    g.add_argument("--cache-dir", default=None, metavar="DIR", help="compiled-artifact cache")
+    g.add_argument("--until-stable", action="store_true", help="stop once the last 3 windows agree within 10%%")

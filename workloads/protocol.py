@@ -1,0 +1,274 @@
+"""The workload child's event protocol: one JSON object per line on stdout.
+
+Torch-free on purpose: the observer (`neurontui`) imports this module to read the
+events, and must run where torch is not installed.
+
+Every event carries `"event"` (its kind) and `"v"` (PROTOCOL_VERSION). Times are
+seconds, memory bytes, progress and utilization ratios 0..1.
+
+    hello  {pid, model, backend, mode, batch, concurrency, scenario, precision}
+    phase  {phase: building|compiling|loading|warmup|running, progress 0..1, detail}
+    ready  {params, cores_used, compile_seconds, load_seconds, artifact_bytes,
+            device_memory_bytes, cached}
+    window {start, end, completed, errors, throughput, latency (LatencyHistogram.to_dict),
+            percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed}
+    error  {kind, message, fatal}
+    bye    {reason, completed, errors}
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+PROTOCOL_VERSION = 1
+PHASES = ("building", "compiling", "loading", "warmup", "running")
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+class ProtocolError(ValueError):
+    """A line that is not a well-formed event of this protocol."""
+
+
+class LatencyHistogram:
+    """Mergeable log-bucketed histogram with bounded relative error.
+
+    A value v > 0 falls in bucket floor(log(v / MIN_SECONDS) / log(GAMMA)); reporting the
+    bucket's geometric midpoint keeps the relative error under (GAMMA - 1) / 2 (0.5%).
+    Min, max, sum and count are exact.
+    """
+
+    GAMMA = 1.01
+    MIN_SECONDS = 1e-7
+    _LOG_GAMMA = math.log(GAMMA)
+
+    __slots__ = ("buckets", "count", "total", "minimum", "maximum")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.minimum = math.inf
+        self.maximum = 0.0
+
+    def record(self, seconds: float) -> None:
+        index = self._index(seconds)
+        self.buckets[index] = self.buckets.get(index, 0) + 1
+        self.count += 1
+        self.total += seconds
+        if seconds < self.minimum:
+            self.minimum = seconds
+        if seconds > self.maximum:
+            self.maximum = seconds
+
+    def merge(self, other: LatencyHistogram) -> None:
+        for index, n in other.buckets.items():
+            self.buckets[index] = self.buckets.get(index, 0) + n
+        self.count += other.count
+        self.total += other.total
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
+
+    @classmethod
+    def _index(cls, seconds: float) -> int:
+        if not seconds > cls.MIN_SECONDS:  # also catches NaN
+            return 0
+        return int(math.log(seconds / cls.MIN_SECONDS) / cls._LOG_GAMMA)
+
+    @classmethod
+    def bucket_value(cls, index: int) -> float:
+        """Geometric midpoint of a bucket, in seconds."""
+        return cls.MIN_SECONDS * cls.GAMMA ** (index + 0.5)
+
+    @classmethod
+    def bucket_upper(cls, index: int) -> float:
+        return cls.MIN_SECONDS * cls.GAMMA ** (index + 1)
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile (q in 0..100), clamped to the exact min and max."""
+        if self.count == 0:
+            return None
+        rank = max(1, math.ceil(q / 100.0 * self.count))
+        seen = 0
+        for index in sorted(self.buckets):
+            seen += self.buckets[index]
+            if seen >= rank:
+                return min(max(self.bucket_value(index), self.minimum), self.maximum)
+        return self.maximum
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        out: dict[str, float | int | None] = {percentile_key(q): self.percentile(q) for q in PERCENTILES}
+        out["min"] = self.minimum if self.count else None
+        out["max"] = self.maximum if self.count else None
+        out["mean"] = self.mean
+        out["count"] = self.count
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gamma": self.GAMMA,
+            "min_seconds": self.MIN_SECONDS,
+            "buckets": {str(k): v for k, v in self.buckets.items()},
+            "count": self.count,
+            "sum": self.total,
+            "min": self.minimum if self.count else None,
+            "max": self.maximum if self.count else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyHistogram:
+        if data.get("gamma", cls.GAMMA) != cls.GAMMA or data.get("min_seconds", cls.MIN_SECONDS) != cls.MIN_SECONDS:
+            raise ProtocolError("histogram uses a different bucket layout")
+        hist = cls()
+        try:
+            for key, n in (data.get("buckets") or {}).items():
+                n = int(n)
+                if n < 0:
+                    raise ProtocolError("negative bucket count")
+                hist.buckets[int(key)] = n
+            hist.count = sum(hist.buckets.values())
+            hist.total = float(data.get("sum") or 0.0)
+            if hist.count:
+                hist.minimum = float(data["min"])
+                hist.maximum = float(data["max"])
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise ProtocolError(f"bad histogram: {exc}") from exc
+        return hist
+
+
+def percentile_key(q: float) -> str:
+    """50.0 -> 'p50', 99.9 -> 'p99.9'."""
+    return f"p{q:g}"
+
+
+@dataclass
+class Event:
+    KIND: ClassVar[str] = ""
+
+    def to_json(self) -> str:
+        body = {"event": self.KIND, "v": PROTOCOL_VERSION}
+        body.update(asdict(self))
+        return json.dumps(body, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass
+class Hello(Event):
+    KIND: ClassVar[str] = "hello"
+    pid: int = 0
+    model: str = ""
+    backend: str = ""
+    mode: str = ""
+    batch: int = 1
+    concurrency: int = 1
+    scenario: str = ""
+    precision: str = "fp32"
+
+
+@dataclass
+class Phase(Event):
+    KIND: ClassVar[str] = "phase"
+    phase: str = "building"
+    progress: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class Ready(Event):
+    KIND: ClassVar[str] = "ready"
+    params: int = 0
+    cores_used: int = 1
+    compile_seconds: float = 0.0
+    load_seconds: float = 0.0
+    artifact_bytes: int | None = None
+    device_memory_bytes: int | None = None
+    cached: bool = False
+    device_name: str = ""
+
+
+@dataclass
+class Window(Event):
+    KIND: ClassVar[str] = "window"
+    start: float = 0.0
+    end: float = 0.0
+    completed: int = 0
+    errors: int = 0
+    throughput: float = 0.0
+    latency: dict = field(default_factory=dict)
+    percentiles: dict = field(default_factory=dict)
+    per_core_completed: list = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def histogram(self) -> LatencyHistogram:
+        return LatencyHistogram.from_dict(self.latency)
+
+    @classmethod
+    def from_histogram(cls, start: float, end: float, hist: LatencyHistogram, errors: int,
+                       per_core_completed: list[int]) -> Window:
+        elapsed = end - start
+        return cls(start=start, end=end, completed=hist.count, errors=errors,
+                   throughput=hist.count / elapsed if elapsed > 0 else 0.0,
+                   latency=hist.to_dict(), percentiles=hist.summary(),
+                   per_core_completed=list(per_core_completed))
+
+
+@dataclass
+class Error(Event):
+    KIND: ClassVar[str] = "error"
+    kind: str = "internal"
+    message: str = ""
+    fatal: bool = True
+
+
+@dataclass
+class Bye(Event):
+    KIND: ClassVar[str] = "bye"
+    reason: str = "done"
+    completed: int = 0
+    errors: int = 0
+
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.KIND: cls for cls in (Hello, Phase, Ready, Window, Error, Bye)}
+
+
+def decode(line: str | bytes) -> Event:
+    """Parse one stdout line into an Event; unknown keys are ignored, bad lines raise ProtocolError."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("event is not a JSON object")
+    kind = data.get("event")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown event kind {kind!r}")
+    if data.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {data.get('v')!r}, expected {PROTOCOL_VERSION}")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            expected = _FIELD_KINDS.get(f.type if isinstance(f.type, str) else "")
+            if expected and not isinstance(value, expected) or isinstance(value, bool) and f.type in ("int", "float"):
+                raise ProtocolError(f"{kind}.{f.name} has type {type(value).__name__}")
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+_FIELD_KINDS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+    "int | None": (int, type(None)),
+}
