@@ -63,6 +63,9 @@ class Runtime:
     key: str = ""  # unique within a snapshot even when tags repeat: "<tag>" or "<tag>#<n>"
     period_seconds: float | None = None
     cores: list[int] = field(default_factory=list)
+    core_utilization: dict[int, float] = field(default_factory=dict)  # this runtime's share of each core, 0..1
+    core_flops: dict[int, float] = field(default_factory=dict)
+    core_memory: dict[int, CoreMemory] = field(default_factory=dict)  # this runtime's device memory per core
     completed: int = 0  # executions completed in this period (not cumulative)
     status: dict[str, int] = field(default_factory=dict)  # execution_summary for this period
     errors: dict[str, int] = field(default_factory=dict)  # error_summary for this period
@@ -108,6 +111,7 @@ class Snapshot:
         """The versioned `--once --json` shape (documented in the README)."""
         body = asdict(self)
         body["memory"]["per_core"] = [asdict(m) | {"total": m.total} for m in self.memory.per_core.values()]
-        for runtime in body["runtimes"]:
+        for runtime, raw in zip(body["runtimes"], self.runtimes):
             runtime["errors_total"] = sum(runtime["errors"].values())
+            runtime["core_memory"] = [asdict(m) | {"total": m.total} for m in raw.core_memory.values()]
         return {"schema": SCHEMA_VERSION, **body}
