@@ -10,8 +10,8 @@ seconds, memory bytes, progress and utilization ratios 0..1.
     phase  {phase: building|compiling|loading|warmup|running, progress 0..1, detail}
     ready  {params, cores_used, compile_seconds, load_seconds, artifact_bytes,
             device_memory_bytes, cached}
-    window {start, end, completed, errors, throughput, latency (LatencyHistogram.to_dict),
-            percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed}
+    window {start, end, completed (samples = requests x batch), errors, throughput (samples/s),
+            latency (LatencyHistogram.to_dict, one count per sample), percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed}
     error  {kind, message, fatal}
     bye    {reason, completed, errors}
 """
@@ -52,11 +52,12 @@ class LatencyHistogram:
         self.minimum = math.inf
         self.maximum = 0.0
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, n: int = 1) -> None:
+        """Record `n` samples of latency `seconds` (a batch of n completes together, as in MLPerf)."""
         index = self._index(seconds)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
-        self.count += 1
-        self.total += seconds
+        self.buckets[index] = self.buckets.get(index, 0) + n
+        self.count += n
+        self.total += seconds * n
         if seconds < self.minimum:
             self.minimum = seconds
         if seconds > self.maximum:
