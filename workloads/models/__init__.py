@@ -1,0 +1,135 @@
+"""The four models: registry, example inputs and safe weight loading.
+
+This module stays torch-free at import time (torch is imported inside the functions that need it),
+so `python -m workloads --list --json` and the torch-free parent can describe the models cheaply.
+Every model has random weights unless `--weights PATH` names a local state dict: nothing is ever
+downloaded.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from workloads.config import WorkloadConfig
+
+# Random weights are drawn from this seed so two builds of a model (e.g. on CPU and on CUDA) agree.
+WEIGHTS_SEED = 0
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read or does not fit the model; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    params: int  # exact parameter count at default settings
+    convolutional: bool  # channels-last makes sense
+    input_description: str
+    # The size settings this model reads from WorkloadConfig, at their defaults (not hashed: a dict).
+    defaults: dict = field(compare=False)
+    module: str  # implementation module with build() and example_inputs(batch, config)
+
+    def build(self, config: WorkloadConfig) -> torch.nn.Module:
+        """The model in eval mode with seeded random weights, or config.weights if set."""
+        import torch
+
+        impl = importlib.import_module(self.module)
+        with torch.random.fork_rng(devices=[]):  # seed the weights without disturbing the caller's RNG
+            torch.manual_seed(WEIGHTS_SEED)
+            model = impl.build(config)
+        if config.weights:
+            load_weights(model, config.weights)
+        return model.eval()
+
+    def example_inputs(self, batch: int, config: WorkloadConfig) -> tuple[torch.Tensor, ...]:
+        """Deterministic (seeded) inputs of the given batch size; ValueError for an unusable size."""
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        return importlib.import_module(self.module).example_inputs(batch, config)
+
+    @property
+    def pipeline_cores_rule(self) -> int:
+        """AWS's rule of thumb for --neuroncore-pipeline-cores, before clamping to [1, cores]."""
+        return 4 * round(self.params / 2e7)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("cnn", 3_165_826, True, "float [B,1,28,28]", {}, "workloads.models.cnn"),
+        ModelSpec("resnet50", 25_557_032, True, "float [B,3,224,224]", {}, "workloads.models.resnet50"),
+        ModelSpec("bert", 108_311_810, False,
+                  "int64 input_ids, attention_mask, token_type_ids [B,seq_len]",
+                  {"seq_len": 128}, "workloads.models.bert"),
+        ModelSpec("craft", 20_770_466, True, "float [B,3,image_size,image_size], image_size a multiple of 32",
+                  {"image_size": 800}, "workloads.models.craft"),
+    )
+}
+
+
+def get_model(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}: choose from {', '.join(REGISTRY)}") from None
+
+
+def describe_models() -> list[dict]:
+    """One entry per model for `python -m workloads --list --json`."""
+    return [
+        {
+            "name": spec.name,
+            "params": spec.params,
+            "input": spec.input_description,
+            "defaults": dict(spec.defaults),
+            "convolutional": spec.convolutional,
+            "pipeline_cores_rule": spec.pipeline_cores_rule,
+        }
+        for spec in REGISTRY.values()
+    ]
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a local state dict into `model`, refusing anything that does not fit exactly.
+
+    Only tensors are unpickled (weights_only), so a hostile file cannot run code.
+    """
+    import torch
+
+    label = type(model).__name__
+    if not Path(path).is_file():
+        raise WeightsError(f"weights file {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"cannot read weights file {path} as a state dict: {reason}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict "
+                           "(parameter name -> tensor); save model.state_dict()")
+    # Checkpoints saved from nn.DataParallel prefix every key with "module." (CRAFT's published ones do).
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+
+    expected = model.state_dict()
+    # Buffers the model computes itself (e.g. BERT's position ids) may appear in older checkpoints.
+    computed = {name for name, _ in model.named_buffers()} - set(expected)
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected and k not in computed]
+    wrong_shape = [f"{k} {list(state[k].shape)} vs {list(v.shape)}"
+                   for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    for what, names in (("missing keys", missing), ("unexpected keys", unexpected),
+                        ("wrong shapes (file vs model)", wrong_shape)):
+        if names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            problems.append(f"{len(names)} {what}: {shown}")
+    if problems:
+        raise WeightsError(f"weights file {path} does not fit {label}: " + "; ".join(problems))
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
