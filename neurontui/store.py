@@ -20,6 +20,7 @@ from .telemetry import Snapshot
 HISTORY_POINTS = 3600  # one hour at neuron-monitor's 1 s period; also the 15 min window at 4 Hz
 WINDOW_POINTS = 3600  # workload windows (~0.5 s each): 30 min
 EVENT_LINES = 500
+ECC_EVENT_TYPES = ("mem_ecc_corrected", "mem_ecc_uncorrected", "sram_ecc_corrected", "sram_ecc_uncorrected")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class Store:
         self.events: deque[LogEvent] = deque(maxlen=event_lines)
         self.health: dict[str, SourceHealth] = {}
         self.runtime_totals: dict[str, RuntimeTotals] = {}
+        # ECC events per (device index, event type), summed from each report's counts like
+        # AWS's bridge does, so the exported counter only moves forward
+        self.ecc_totals: dict[tuple[int, str], int] = {}
         self._hints_shown: set[str] = set()
 
     # -- subscription -------------------------------------------------------------------
@@ -136,6 +140,10 @@ class Store:
                 _add_counts(totals.errors, runtime.errors)
             for gone in set(self.runtime_totals) - seen:
                 del self.runtime_totals[gone]
+            for device in snapshot.ecc:
+                for event_type in ECC_EVENT_TYPES:
+                    key = (device.device_index, event_type)
+                    self.ecc_totals[key] = self.ecc_totals.get(key, 0) + max(getattr(device, event_type) or 0, 0)
             health = self._health(snapshot.source)
             health.up = True
             health.samples += 1

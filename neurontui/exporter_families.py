@@ -1,0 +1,263 @@
+"""Prometheus metric families built from the Store on every scrape.
+
+One custom Collector reads the Store under its lock and builds fresh families, so
+concurrent scrapes are consistent and the series of a vanished runtime, core or source
+disappear by themselves (no global Gauges mutated per report).
+
+Neuron series keep the names and labels of AWS's `neuron-monitor-prometheus.py` so its
+dashboards keep working, and fix its faults: runtimes sharing a tag get a `runtime`
+label (the Store's per-snapshot key) instead of overwriting each other; execution
+counters come from the Store's forward-only totals; a metric group that reported an
+error is dropped and flagged in `neurontui_report_group_error`, never left stale.
+neurontui's own series share the `neurontui_` prefix and base units.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Iterable, Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from workloads.protocol import LatencyHistogram
+
+from .store import Store
+from .telemetry import CORE_MEMORY_PARTS, Snapshot
+from .workload import SOURCE as WORKLOAD_SOURCE
+
+# Seconds; covers a tiny CNN on a GPU (~50 us) up to a cold CPU BERT batch (~10 s).
+LATENCY_BUCKETS = (50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3,
+                   100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0)
+WORKLOAD_STATES = ("idle", "starting", "building", "compiling", "loading", "warmup", "running",
+                   "paused", "exited", "crashed")
+WORKLOAD_INFO_KEYS = ("model", "backend", "mode", "batch", "concurrency", "scenario", "precision")
+
+# AWS's instance label names, and where each may sit in Snapshot.instance (raw neuron-monitor
+# keys, or shortened ones).
+INSTANCE_LABELS = {
+    "instance_name": ("instance_name",),
+    "instance_id": ("instance_id",),
+    "instance_type": ("instance_type",),
+    "availability_zone": ("availability_zone", "instance_availability_zone"),
+    "region": ("region", "instance_region"),
+    "subnet_id": ("subnet_id",),
+}
+
+
+def _fine_index_limits() -> list[int]:
+    """For each le-bucket, the highest LatencyHistogram bucket index wholly below it."""
+    limits = []
+    index = 0
+    for le in LATENCY_BUCKETS:
+        while LatencyHistogram.bucket_upper(index) <= le:
+            index += 1
+        limits.append(index - 1)
+    return limits
+
+
+_FINE_LIMITS = _fine_index_limits()
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class _Families:
+    """Collects samples into families, creating each family on first use."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, Metric] = {}
+
+    def add(self, name: str, kind: str, doc: str, labels: dict[str, str], value: float,
+            suffix: str = "") -> None:
+        metric = self.metrics.get(name)
+        if metric is None:
+            metric = self.metrics[name] = Metric(name, doc, kind)
+        metric.samples.append(Sample(name + suffix, labels, value, None, None, None))
+
+    def gauge(self, name: str, doc: str, labels: dict[str, str], value: float | None) -> None:
+        if value is not None:
+            self.add(name, "gauge", doc, labels, value)
+
+    def counter(self, name: str, doc: str, labels: dict[str, str], value: float) -> None:
+        self.add(name, "counter", doc, labels, value, "_total")
+
+    def info(self, name: str, doc: str, labels: dict[str, str]) -> None:
+        self.add(name, "info", doc, labels, 1.0, "_info")
+
+    def histogram(self, name: str, doc: str, labels: dict[str, str], hist: LatencyHistogram) -> None:
+        fine = sorted(hist.buckets.items())
+        cumulative, position = 0, 0
+        for le, limit in zip(LATENCY_BUCKETS, _FINE_LIMITS):
+            while position < len(fine) and fine[position][0] <= limit:
+                cumulative += fine[position][1]
+                position += 1
+            self.add(name, "histogram", doc, {**labels, "le": _float_label(le)}, cumulative, "_bucket")
+        self.add(name, "histogram", doc, {**labels, "le": "+Inf"}, hist.count, "_bucket")
+        self.add(name, "histogram", doc, labels, hist.count, "_count")
+        self.add(name, "histogram", doc, labels, hist.total, "_sum")
+
+
+def _float_label(value: float) -> str:
+    return repr(float(value))
+
+
+class StoreCollector(Collector):
+    def __init__(self, store: Store, aws_labels: bool = False, clock=time.time) -> None:
+        self.store = store
+        self.aws_labels = aws_labels
+        self.clock = clock
+
+    def describe(self) -> list:
+        # Families depend on what the Store holds; no describe-time registration checks.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        out = _Families()
+        with self.store.lock():
+            snapshot = self.store.latest
+            fresh = snapshot is not None and self._source_alive(snapshot.source)
+            self._health(out)
+            if fresh:
+                assert snapshot is not None
+                self._neuron(out, snapshot)
+                self._system(out, snapshot)
+                self._cores(out, snapshot)
+            self._workload(out)
+            instance = instance_labels(snapshot) if snapshot is not None else {}
+        metrics: Iterable[Metric] = out.metrics.values()
+        if self.aws_labels and instance:
+            for metric in metrics:
+                metric.samples = [s._replace(labels={**instance, **s.labels}) for s in metric.samples]
+        yield from metrics
+
+    def _source_alive(self, name: str) -> bool:
+        # A source known to be down has stale figures: export its health, not its values.
+        health = self.store.health.get(name)
+        return health is None or health.up
+
+    # -- neurontui's own health ---------------------------------------------------------
+    def _health(self, out: _Families) -> None:
+        now = self.clock()
+        telemetry_up = True
+        for name, health in sorted(self.store.health.items()):
+            labels = {"source": name}
+            if name != WORKLOAD_SOURCE:
+                telemetry_up = telemetry_up and health.up
+                out.gauge("neurontui_source_up", "1 while the telemetry source delivers samples", labels,
+                          1.0 if health.up else 0.0)
+                if health.last_sample_time is not None:
+                    out.gauge("neurontui_source_last_sample_age_seconds",
+                              "Seconds since the source's latest sample", labels,
+                              max(0.0, now - health.last_sample_time))
+                out.counter("neurontui_source_samples", "Samples received from the source", labels,
+                            health.samples)
+                out.counter("neurontui_source_restarts", "Times the source was lost and restarted", labels,
+                            health.restarts)
+            out.counter("neurontui_source_bad_lines", "Unreadable lines skipped from the source", labels,
+                        health.bad_lines)
+        out.gauge("neurontui_up", "1 while every telemetry source is up", {}, 1.0 if telemetry_up else 0.0)
+        snapshot = self.store.latest
+        if snapshot is not None:
+            for group in sorted({error.split(":", 1)[0].strip() for error in snapshot.errors}):
+                out.gauge("neurontui_report_group_error",
+                          "1 for each metric group whose latest report carried an error (its series are left out)",
+                          {"source": snapshot.source, "group": group}, 1.0)
+
+    # -- AWS's neuron-monitor series ----------------------------------------------------
+    def _neuron(self, out: _Families, snapshot: Snapshot) -> None:
+        for runtime in snapshot.runtimes:
+            base = {"runtime_tag": runtime.tag, "runtime": runtime.key or runtime.tag}
+            for core, ratio in sorted(runtime.core_utilization.items()):
+                out.gauge("neuroncore_utilization_ratio", "NeuronCore utilization ratio",
+                          {**base, "neuroncore": str(core)}, ratio)
+            for core, flops in sorted(runtime.core_flops.items()):
+                out.gauge("neurontui_neuroncore_flops", "Floating-point operations per second on the NeuronCore",
+                          {**base, "neuroncore": str(core)}, flops)
+            for usage_type, ratio in (("user", runtime.vcpu_user_ratio), ("system", runtime.vcpu_system_ratio)):
+                out.gauge("neuron_runtime_vcpu_usage_ratio", "Runtime vCPU usage ratio",
+                          {**base, "usage_type": usage_type}, ratio)
+            for location, used in (("host", runtime.host_memory_bytes), ("neuron_device", runtime.device_memory_bytes)):
+                out.gauge("neuron_runtime_memory_used_bytes", "Runtime memory used bytes",
+                          {**base, "memory_location": location}, used)
+            for core, memory in sorted(runtime.core_memory.items()):
+                labels = {**base, "memory_location": "None", "neuroncore": str(core)}
+                for part in CORE_MEMORY_PARTS:
+                    out.gauge(f"neuroncore_memory_usage_{part}", f"NeuronCore memory used for {part} in bytes",
+                              labels, getattr(memory, part))
+            totals = self.store.runtime_totals.get(runtime.key)
+            if totals is not None:
+                for error_type, count in sorted(totals.errors.items()):
+                    out.counter("execution_errors", "Execution errors total", {**base, "error_type": error_type}, count)
+                for status_type, count in sorted(totals.status.items()):
+                    out.counter("execution_status", "Execution status total", {**base, "status_type": status_type},
+                                count)
+            for percentile, seconds in runtime.latency_seconds.items():
+                out.gauge("execution_latency_seconds", "Execution latency in seconds (last period)",
+                          {**base, "percentile": percentile}, seconds)
+        for (device, event_type), count in sorted(self.store.ecc_totals.items()):
+            out.counter("hardware_ecc_events", "Hardware ECC events total",
+                        {"event_type": event_type, "neuron_device_index": str(device)}, count)
+        if snapshot.instance:
+            out.info("instance", "EC2 instance information", instance_labels(snapshot))
+        hardware = {key: str(value) for key, value in snapshot.hardware.items()
+                    if key != "error" and _LABEL_NAME.fullmatch(key) and isinstance(value, (str, int, float))}
+        if hardware:
+            out.info("neuron_hardware", "Neuron hardware information", hardware)
+
+    def _system(self, out: _Families, snapshot: Snapshot) -> None:
+        out.gauge("system_vcpu_count", "System vCPU count", {}, snapshot.vcpu_count)
+        for usage_type, ratio in (("user", snapshot.vcpu_user_ratio), ("system", snapshot.vcpu_system_ratio)):
+            out.gauge("system_vcpu_usage_ratio", "System vCPU usage ratio", {"usage_type": usage_type}, ratio)
+        memory = snapshot.memory
+        out.gauge("system_memory_total_bytes", "System memory total bytes", {}, memory.host_total_bytes)
+        out.gauge("system_memory_used_bytes", "System memory used bytes", {}, memory.host_used_bytes)
+        out.gauge("system_swap_total_bytes", "System swap total bytes", {}, memory.swap_total_bytes)
+        out.gauge("system_swap_used_bytes", "System swap used bytes", {}, memory.swap_used_bytes)
+
+    # -- host-wide per-core view, any core kind -------------------------------------------
+    def _cores(self, out: _Families, snapshot: Snapshot) -> None:
+        for core in snapshot.cores:
+            labels = {"kind": core.kind, "core": str(core.index)}
+            out.gauge("neurontui_core_utilization_ratio", "Core utilization over the source's period, 0..1",
+                      labels, core.utilization)
+            used = core.memory_used_bytes
+            if used is None and core.kind == "neuroncore" and core.index in snapshot.memory.per_core:
+                used = snapshot.memory.per_core[core.index].total
+            out.gauge("neurontui_device_memory_used_bytes", "Device memory used on the core", labels, used)
+            out.gauge("neurontui_device_memory_total_bytes", "Device memory of the core", labels,
+                      core.memory_total_bytes)
+
+    # -- the workload ---------------------------------------------------------------------
+    def _workload(self, out: _Families) -> None:
+        workload = self.store.workload
+        for state in WORKLOAD_STATES:
+            out.gauge("neurontui_workload_state", "1 for the workload child's current state",
+                      {"state": state}, 1.0 if workload.state == state else 0.0)
+        if workload.run_id == 0:
+            return
+        settings = {**{k: workload.config.get(k) for k in WORKLOAD_INFO_KEYS},
+                    **({k: getattr(workload.hello, k) for k in WORKLOAD_INFO_KEYS} if workload.hello else {})}
+        out.info("neurontui_workload", "The running workload's settings",
+                 {key: "" if value is None else str(value) for key, value in settings.items()})
+        out.counter("neurontui_workload_starts", "Workload child (re)starts", {}, workload.run_id)
+        # Counters of the current run: a restart resets them, which rate() handles.
+        out.counter("neurontui_workload_requests", "Requests completed by the workload (this run)", {},
+                    workload.completed_total)
+        out.counter("neurontui_workload_errors", "Requests that failed (this run)", {}, workload.errors_total)
+        out.histogram("neurontui_workload_latency_seconds", "Request latency (this run, warm-up excluded)", {},
+                      workload.latency_total)
+        window = workload.last_window
+        if window is not None:
+            out.gauge("neurontui_workload_throughput_requests_per_second",
+                      "Requests per second over the latest window", {}, window.throughput)
+
+
+def instance_labels(snapshot: Snapshot) -> dict[str, str]:
+    if not snapshot.instance:
+        return {}
+    labels = {}
+    for label, keys in INSTANCE_LABELS.items():
+        labels[label] = next((str(snapshot.instance[k]) for k in keys if snapshot.instance.get(k) is not None), "")
+    return labels
+
+
