@@ -138,6 +138,9 @@ def test_weights_files_that_are_not_state_dicts_are_refused(tmp_path, built):
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(WeightsError, match="holds a list, not a state dict"):
         load_weights(built["cnn"], tmp_path / "list.pt")
+    torch.save({"epoch": 3, "state_dict": built["cnn"].state_dict()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(WeightsError, match="not a plain state dict: 'epoch' holds a int"):
+        load_weights(built["cnn"], tmp_path / "checkpoint.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(WeightsError, match="cannot read weights file"):
         load_weights(built["cnn"], tmp_path / "junk.pt")

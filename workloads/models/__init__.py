@@ -110,9 +110,13 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"cannot read weights file {path} as a state dict: {reason}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict):
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict "
                            "(parameter name -> tensor); save model.state_dict()")
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:  # typically a training checkpoint wrapping the state dict
+        raise WeightsError(f"weights file {path} is not a plain state dict: {not_tensors[0]!r} holds a "
+                           f"{type(state[not_tensors[0]]).__name__}, not a tensor; save model.state_dict()")
     # Checkpoints saved from nn.DataParallel prefix every key with "module." (CRAFT's published ones do).
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
