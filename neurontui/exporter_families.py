@@ -241,15 +241,15 @@ class StoreCollector(Collector):
                  {key: "" if value is None else str(value) for key, value in settings.items()})
         out.counter("neurontui_workload_starts", "Workload child (re)starts", {}, workload.run_id)
         # Counters of the current run: a restart resets them, which rate() handles.
-        out.counter("neurontui_workload_requests", "Requests completed by the workload (this run)", {},
+        out.counter("neurontui_workload_requests", "Inferences completed by the workload, a batch of n counting n (this run)", {},
                     workload.completed_total)
-        out.counter("neurontui_workload_errors", "Requests that failed (this run)", {}, workload.errors_total)
-        out.histogram("neurontui_workload_latency_seconds", "Request latency (this run, warm-up excluded)", {},
+        out.counter("neurontui_workload_errors", "Inferences that failed (this run)", {}, workload.errors_total)
+        out.histogram("neurontui_workload_latency_seconds", "Latency of each inference (this run, warm-up excluded)", {},
                       workload.latency_total)
         window = workload.last_window
         if window is not None:
             out.gauge("neurontui_workload_throughput_requests_per_second",
-                      "Requests per second over the latest window", {}, window.throughput)
+                      "Inferences per second over the latest window", {}, window.throughput)
 
 
 def instance_labels(snapshot: Snapshot) -> dict[str, str]:
