@@ -1,0 +1,94 @@
+"""`--record PATH`: append every raw report and every snapshot as JSON lines.
+
+Each line is written and flushed on its own, so a crash loses at most the line in
+progress. Lines: {"t": <unix s>, "source": ..., "report": <neuron-monitor report>} and
+{"t": ..., "source": ..., "snapshot": <Snapshot.to_json_dict()>}. A write that fails
+(full disk, unwritable path) is reported once and ends the recording, not the run.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import fields
+from typing import IO
+
+from ..store import Store
+from ..telemetry import Core, CoreMemory, EccCounters, Memory, Runtime, Snapshot
+
+SOURCE = "recorder"
+
+
+class Recorder:
+    def __init__(self, path: str, store: Store) -> None:
+        self.path = path
+        self.store = store
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self.failed = False
+        self.lines = 0
+
+    def report(self, raw: bytes, time: float, source: str) -> None:
+        """Record one raw neuron-monitor report, as it came (it parsed as a JSON object)."""
+        raw = raw.strip()
+        if b"\n" in raw:  # a pretty-printed report: one line per record
+            raw = json.dumps(json.loads(raw), separators=(",", ":")).encode()
+        head = json.dumps({"t": time, "source": source})[:-1].encode()
+        self._write(head + b', "report": ' + raw + b"}\n")  # no re-encoding of a large report
+
+    def snapshot(self, snapshot: Snapshot) -> None:
+        body = {"t": snapshot.time, "source": snapshot.source, "snapshot": snapshot.to_json_dict()}
+        self._write(json.dumps(body, separators=(",", ":")).encode() + b"\n")
+
+    def _write(self, line: bytes) -> None:
+        with self._lock:
+            if self.failed:
+                return
+            try:
+                if self._file is None:
+                    self._file = open(self.path, "ab")
+                self._file.write(line)
+                self._file.flush()
+                self.lines += 1
+            except (OSError, ValueError) as exc:
+                self.failed = True
+                self._close_quietly()
+                self.store.log("error", SOURCE, f"recording to {self.path} stopped: {exc}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+
+def snapshot_from_json(body: dict) -> Snapshot:
+    """The inverse of `Snapshot.to_json_dict()`, for replaying recordings; raises on bad input."""
+    memory = dict(body.get("memory") or {})
+    per_core = {int(m["index"]): CoreMemory(**_known(CoreMemory, m)) for m in memory.pop("per_core", None) or ()}
+    runtimes = []
+    for raw in body.get("runtimes") or ():
+        runtime = Runtime(**_known(Runtime, raw))
+        # JSON object keys are strings; the model's per-core maps are keyed by core index
+        runtime.core_utilization = {int(k): float(v) for k, v in (raw.get("core_utilization") or {}).items()}
+        runtime.core_flops = {int(k): float(v) for k, v in (raw.get("core_flops") or {}).items()}
+        runtime.core_memory = {int(m["index"]): CoreMemory(**_known(CoreMemory, m))
+                               for m in raw.get("core_memory") or ()}
+        runtimes.append(runtime)
+    snapshot = Snapshot(**_known(Snapshot, body))
+    snapshot.cores = [Core(**_known(Core, core)) for core in body.get("cores") or ()]
+    snapshot.memory = Memory(**_known(Memory, memory))
+    snapshot.memory.per_core = per_core
+    snapshot.runtimes = runtimes
+    snapshot.ecc = [EccCounters(**_known(EccCounters, ecc)) for ecc in body.get("ecc") or ()]
+    return snapshot
+
+
+def _known(cls: type, body: dict) -> dict:
+    """The keys of `body` that are plain fields of dataclass `cls` (newer recordings may add keys)."""
+    return {f.name: body[f.name] for f in fields(cls) if f.name in body}

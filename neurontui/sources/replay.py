@@ -1,0 +1,156 @@
+"""`--monitor replay:PATH`: play recorded telemetry as if it were live.
+
+PATH holds neuron-monitor reports (one JSON per line, or a single pretty-printed
+report) or a neurontui recording (`--record`). Reports are paced by their own periods,
+recordings by their timestamps, both divided by `--replay-speed`. Snapshots carry the
+time they are played at, so they line up with everything else on the screen.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Any, Iterator
+
+from ..store import Store
+from ..telemetry import Snapshot
+from .base import Source
+from .neuron_report import parse_report
+from .recorder import Recorder, snapshot_from_json
+
+SOURCE = "replay"
+DEFAULT_PERIOD_SECONDS = 1.0
+MAX_GAP_SECONDS = 60.0  # a recording paused for an hour replays without the hour
+
+
+class ReplaySource(Source):
+    name = SOURCE
+
+    def __init__(self, store: Store, path: str, speed: float = 1.0, loop: bool = False,
+                 recorder: Recorder | None = None) -> None:
+        super().__init__(store, recorder)
+        self.path = path
+        self.speed = speed
+        self.loop = loop
+        self.played = 0
+
+    def run(self) -> None:
+        try:
+            while not self.stopping:
+                played_before = self.played
+                self.play_file()
+                if not self.loop or self.played == played_before:
+                    break
+        except OSError as exc:
+            self.store.source_down(self.name, f"cannot replay {self.path}: {exc.strerror or exc}", restarting=False)
+        finally:
+            if not self.stopping:
+                self.store.log("info", self.name, f"replay of {self.path} finished after {self.played} samples")
+            self.finished.set()
+
+    def play_file(self) -> None:
+        first = True
+        previous: float | None = None
+        report_sources: set[str] = set()
+        for entry in self.entries():
+            if self.stopping:
+                return
+            recorded, snapshot = self.snapshot_of(entry, report_sources)
+            if snapshot is None:
+                continue
+            if first:
+                gap = 0.0
+            elif recorded is not None and previous is not None:
+                gap = min(max(recorded - previous, 0.0), MAX_GAP_SECONDS)
+            else:
+                gap = _report_period(entry)  # a bare report covers its own period
+            first, previous = False, recorded
+            if gap and self._stopping.wait(gap / self.speed):
+                return
+            snapshot.time = time.time()
+            snapshot.source = self.name
+            self.publish(snapshot)
+            self.played += 1
+
+    def snapshot_of(self, entry: dict, report_sources: set[str]) -> tuple[float | None, Snapshot | None]:
+        """(recorded time or None, snapshot) for one entry; (None, None) to skip it."""
+        recorded = entry.get("t") if ("report" in entry or "snapshot" in entry) else None
+        recorded = float(recorded) if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) else None
+        if "report" in entry and recorded is not None:  # a recording of neuron-monitor: replay the raw report
+            report_sources.add(str(entry.get("source")))
+            return self.parse(entry["report"], recorded)
+        if "snapshot" in entry and recorded is not None:
+            if str(entry.get("source")) in report_sources:
+                return None, None  # the snapshot parsed from the report just played
+            try:
+                return recorded, snapshot_from_json(entry["snapshot"])
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                self.store.bad_line(self.name, json.dumps(entry)[:200], f"unreadable snapshot ({exc})")
+                return None, None
+        return self.parse(entry, None)
+
+    def parse(self, report: Any, recorded: float | None) -> tuple[float | None, Snapshot | None]:
+        result = parse_report(report if isinstance(report, dict) else str(report))
+        if result.snapshot is None:
+            self.store.bad_line(self.name, str(report)[:200], result.problems[0])
+            return None, None
+        return recorded, result.snapshot
+
+    def entries(self) -> Iterator[dict]:
+        """The file's JSON objects: one per line, or the whole file as one pretty-printed report."""
+        with open(self.path, "rb") as file:
+            first = file.readline()
+            while first and not first.strip():
+                first = file.readline()
+            try:
+                json.loads(_text(first))
+            except (ValueError, RecursionError):
+                text = _text(first + file.read())
+                try:
+                    whole = json.loads(text)
+                except (ValueError, RecursionError) as exc:
+                    self.store.bad_line(self.name, text, f"neither JSON lines nor one JSON report ({exc})")
+                    return
+                if isinstance(whole, dict):
+                    yield whole
+                return
+            for line in _chain(first, file):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(_text(line))
+                except (ValueError, RecursionError) as exc:
+                    self.store.bad_line(self.name, line, f"not JSON ({exc})")  # e.g. a line cut by a crash
+                    continue
+                if isinstance(entry, dict):
+                    yield entry
+                else:
+                    self.store.bad_line(self.name, line, "not a JSON object")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _chain(first: bytes, rest: Any) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _report_period(report: dict) -> float:
+    """How long a neuron-monitor report covers: the median of its groups' periods."""
+    periods = []
+    groups: list[Any] = []
+    system = report.get("system_data")
+    if isinstance(system, dict):
+        groups.extend(system.values())
+    runtimes = report.get("neuron_runtime_data")
+    for runtime in runtimes if isinstance(runtimes, list) else ():
+        body = runtime.get("report") if isinstance(runtime, dict) else None
+        if isinstance(body, dict):
+            groups.extend(body.values())
+    for group in groups:
+        period = group.get("period") if isinstance(group, dict) else None
+        if isinstance(period, (int, float)) and not isinstance(period, bool) and 0 < period < MAX_GAP_SECONDS:
+            periods.append(float(period))
+    return statistics.median(periods) if periods else DEFAULT_PERIOD_SECONDS

@@ -1,0 +1,318 @@
+"""Telemetry sources end to end: a stand-in neuron-monitor through a real pipe, the host
+sampler, replay and recording, and which source `--monitor` picks."""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from neurontui.cli import build_parser
+from neurontui.sources import default_monitor_config, open_source
+from neurontui.sources import neuron_monitor
+from neurontui.sources.host import HostSource
+from neurontui.sources.neuron_monitor import NeuronMonitorSource
+from neurontui.sources.recorder import Recorder
+from neurontui.sources.replay import ReplaySource
+from neurontui.store import Store
+from tests.conftest import FIXTURES, ROOT
+
+FAKE = ROOT / "tests" / "fake_neuron_monitor.py"
+TRN1N = FIXTURES / "v2_trn1n_32xlarge_2runtimes.json"
+V1 = FIXTURES / "v1_from_docs.json"
+
+
+def args_for(*argv):
+    return build_parser().parse_args(list(argv))
+
+
+def fake_cmd(*options):
+    return shlex.join([sys.executable, str(FAKE), *options])
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def events(store, level=None):
+    return [e.text for e in store.events if level is None or e.level == level]
+
+
+# -- packaging and selection ---------------------------------------------------------------
+def test_packaged_monitor_conf_is_the_top_level_one():
+    packaged = open(default_monitor_config(), "rb").read()
+    assert packaged == (ROOT / "monitor.conf").read_bytes()
+    config = json.loads(packaged)
+    assert config["period"] == "1s"
+    runtime_groups = {m["type"] for m in config["neuron_runtimes"][0]["metrics"]}
+    assert runtime_groups == {"neuroncore_counters", "memory_used", "neuron_runtime_vcpu_usage", "execution_stats"}
+    assert {m["type"] for m in config["system_metrics"]} == {"vcpu_usage", "memory_info", "neuron_hw_counters"}
+
+
+def test_source_selection():
+    store = Store()
+    assert open_source(args_for("--monitor", "none"), store) is None
+    assert isinstance(open_source(args_for("--monitor", "host"), store), HostSource)
+    replay = open_source(args_for("--monitor", f"replay:{V1}", "--replay-speed", "4", "--loop"), store)
+    assert isinstance(replay, ReplaySource) and (replay.path, replay.speed, replay.loop) == (str(V1), 4.0, True)
+    neuron = open_source(args_for("--monitor", "neuron"), store)
+    assert neuron.command == ["neuron-monitor", "-c", default_monitor_config()]
+    custom = open_source(args_for("--monitor", "neuron", "--monitor-config", "/etc/my.conf"), store)
+    assert custom.command == ["neuron-monitor", "-c", "/etc/my.conf"]
+    # --monitor-cmd is split like a shell: quoting holds, metacharacters stay literal words
+    split = open_source(args_for("--monitor-cmd", "ssh host 'neuron-monitor -c x' ; rm -rf /"), store)
+    assert isinstance(split, NeuronMonitorSource)
+    assert split.command == ["ssh", "host", "neuron-monitor -c x", ";", "rm", "-rf", "/"]
+
+
+def test_auto_picks_host_without_neuron_monitor(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert isinstance(open_source(args_for(), Store()), HostSource)
+
+
+# -- neuron-monitor through a real pipe ------------------------------------------------------
+def test_contract_fake_neuron_monitor_reads_survives_death_restarts(child_env):
+    """Stand-in neuron-monitor (no Neuron hardware here): 3 reports, then it exits 3."""
+    store = Store()
+    outages = []
+    store.subscribe(lambda what: what == "health" and not store.health["neuron-monitor"].up
+                    and outages.append(store.health["neuron-monitor"].last_error))
+    source = open_source(args_for("--monitor-cmd", fake_cmd("--count", "3", "--exit-code", "3")), store)
+    source.backoff_initial = 0.1
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples >= 5)
+        health = store.health["neuron-monitor"]
+        assert health.restarts >= 1
+        assert outages and "exited with status 3" in outages[0] and "fake neuron-monitor: done" in outages[0]
+        assert any("exited with status 3" in text for text in events(store, "error"))
+        cores = store.latest.cores_of("neuroncore")
+        assert len(cores) == 32 and cores[6].utilization == pytest.approx(0.414)
+        assert store.latest.source == "neuron-monitor"
+    finally:
+        source.stop()
+    assert source.pid is None
+
+
+def test_garbage_lines_are_counted_and_the_stream_goes_on():
+    store = Store()
+    source = NeuronMonitorSource(store, shlex.split(fake_cmd("--count", "0", "--garbage")))
+    source.start()
+    try:
+        assert wait_for(lambda: store.latest is not None and store.health["neuron-monitor"].bad_lines >= 2)
+        health = store.health["neuron-monitor"]
+        assert health.samples >= 1 and health.last_bad_line.startswith("\x00not json")
+        assert sum("unreadable line skipped" in text for text in events(store)) == 1
+    finally:
+        source.stop()
+
+
+def test_a_command_that_cannot_start_is_an_outage_not_a_crash():
+    store = Store()
+    source = NeuronMonitorSource(store, ["neurontui-no-such-monitor"], backoff_initial=0.05, backoff_max=0.1)
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].restarts >= 3)
+        health = store.health["neuron-monitor"]
+        assert not health.up and health.down_since is not None
+        assert "cannot run neurontui-no-such-monitor" in health.last_error
+        assert len(events(store, "error")) == 1  # the outage is logged once, not once per retry
+    finally:
+        source.stop()
+
+
+def test_stop_kills_a_monitor_that_ignores_sigterm(monkeypatch, tmp_path):
+    monkeypatch.setattr(neuron_monitor, "STOP_GRACE_SECONDS", 0.3)
+    script = tmp_path / "stubborn.py"
+    script.write_text("import signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      f"sys.stdout.write(open({str(V1)!r}).read().replace('\\n', '') + '\\n'); sys.stdout.flush()\n"
+                      "time.sleep(60)\n")
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, str(script)])
+    source.start()
+    assert wait_for(lambda: store.latest is not None)
+    pid = source.pid
+    source.stop()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+OWNER = r"""
+import shlex, sys, time
+from neurontui.sources.neuron_monitor import NeuronMonitorSource
+from neurontui.store import Store
+store = Store()
+source = NeuronMonitorSource(store, shlex.split(sys.argv[1]))
+source.start()
+while source.pid is None or store.latest is None:
+    time.sleep(0.02)
+print(source.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_monitor_dies_with_a_sigkilled_neurontui(child_env):
+    # --hang: the monitor goes silent, so no broken pipe can end it; only the parent-death signal
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, fake_cmd("--count", "1", "--hang")], stdout=subprocess.PIPE,
+                             env=child_env, cwd=ROOT)
+    monitor_pid = None
+    try:
+        monitor_pid = int(owner.stdout.readline())
+        assert psutil.Process(monitor_pid).cmdline()[1].endswith("fake_neuron_monitor.py")  # exec'd, no wrapper left
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        assert wait_for(lambda: not psutil.pid_exists(monitor_pid)
+                        or psutil.Process(monitor_pid).status() == psutil.STATUS_ZOMBIE, timeout=5)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        kill_if_fake(monitor_pid)  # do not leave an orphan when the test fails
+
+
+def kill_if_fake(pid):
+    try:
+        process = psutil.Process(pid)
+        if any("fake_neuron_monitor" in word for word in process.cmdline()):
+            process.kill()
+    except (psutil.Error, TypeError, ValueError):
+        pass
+
+
+# -- host -------------------------------------------------------------------------------------
+def test_host_source_samples_vcpus_and_memory():
+    store = Store()
+    source = HostSource(store, interval=0.2)
+    source.start()
+    try:
+        assert wait_for(lambda: store.latest is not None)
+    finally:
+        source.stop()
+    snap = store.latest
+    vcpus = snap.cores_of("vcpu")
+    assert len(vcpus) == snap.vcpu_count == os.cpu_count()
+    assert all(0.0 <= core.utilization <= 1.0 for core in vcpus)
+    memory = psutil.virtual_memory()
+    assert snap.memory.host_total_bytes == memory.total
+    assert 0 < snap.memory.host_used_bytes < memory.total
+    if source.gpus.problem:  # no NVIDIA driver here: said once, no GPU cores
+        assert snap.cores_of("gpu") == []
+        assert sum("no NVIDIA GPU telemetry" in text for text in events(store, "info")) == 1
+    else:
+        assert snap.cores_of("gpu") and snap.memory.device_total_bytes > 0
+
+
+# -- replay and record ----------------------------------------------------------------------------
+def play(path, speed=1000.0, loop=False, store=None, recorder=None):
+    store = store or Store()
+    source = ReplaySource(store, str(path), speed=speed, loop=loop, recorder=recorder)
+    snapshots = []
+    store.subscribe(lambda what: what == "snapshot" and snapshots.append(store.latest))
+    source.start()
+    return source, store, snapshots
+
+
+def test_replay_a_pretty_printed_report_then_finish():
+    source, store, snapshots = play(TRN1N)
+    assert source.finished.wait(5)
+    assert len(snapshots) == 1 and snapshots[0].source == "replay"
+    assert snapshots[0].cores_of("neuroncore")[6].utilization == pytest.approx(0.414)
+    assert abs(snapshots[0].time - time.time()) < 5  # played now, not when captured
+
+
+def test_replay_paces_reports_by_their_period(tmp_path):
+    report = json.loads(V1.read_text())  # groups' periods about 1 s
+    path = tmp_path / "stream.jsonl"
+    path.write_text("\n".join(json.dumps(report) for _ in range(3)) + "\n")
+    started = time.monotonic()
+    source, store, snapshots = play(path, speed=10.0)
+    assert source.finished.wait(5)
+    elapsed = time.monotonic() - started
+    assert len(snapshots) == 3
+    assert elapsed >= 0.18  # two gaps of ~1.03 s at 10x; a replay that ignores periods takes ~0
+
+
+def test_replay_loops_until_stopped(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(json.loads(V1.read_text())) + "\n")
+    source, store, snapshots = play(path, loop=True)
+    assert wait_for(lambda: len(snapshots) >= 3)
+    assert not source.finished.is_set()
+    source.stop()
+    assert source.finished.is_set()
+
+
+def test_replay_of_a_missing_file_says_so_and_finishes():
+    source, store, snapshots = play("/nonexistent/recording.jsonl")
+    assert source.finished.wait(5)
+    assert snapshots == []
+    assert "cannot replay /nonexistent/recording.jsonl" in store.health["replay"].last_error
+
+
+def test_record_then_replay_a_neuron_monitor_session(tmp_path):
+    recording = tmp_path / "session.jsonl"
+    store = Store()
+    source = NeuronMonitorSource(store, shlex.split(fake_cmd("--count", "0", str(TRN1N), str(V1))),
+                                 recorder=Recorder(str(recording), store))
+    source.start()
+    assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples >= 2)
+    source.stop()
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    assert {"report", "snapshot"} <= {key for line in lines for key in line}
+    assert all(isinstance(line["t"], float) for line in lines)
+    _, replay_store, snapshots = play(recording)
+    assert wait_for(lambda: len(snapshots) >= 2)
+    assert len(snapshots[0].cores_of("neuroncore")) == 32 and len(snapshots[1].cores_of("neuroncore")) == 4
+    assert snapshots[1].runtimes[0].latency_seconds["p50"] == pytest.approx(0.01100008)
+
+
+def test_record_then_replay_a_host_session_keeps_the_figures(tmp_path):
+    recording = tmp_path / "host.jsonl"
+    store = Store()
+    source = HostSource(store, interval=0.1, recorder=Recorder(str(recording), store))
+    source.start()
+    assert wait_for(lambda: store.health.get("host") and store.health["host"].samples >= 2)
+    source.stop()
+    recorded = [json.loads(line) for line in recording.read_text().splitlines()]
+    first_recorded = recorded[0]["snapshot"]
+    _, _, snapshots = play(recording)
+    assert wait_for(lambda: len(snapshots) >= len(recorded))
+    replayed = snapshots[0]
+    assert [c.utilization for c in replayed.cores] == [c["utilization"] for c in first_recorded["cores"]]
+    assert replayed.memory.host_used_bytes == first_recorded["memory"]["host_used_bytes"]
+
+
+def test_recording_to_a_full_disk_is_reported_once_and_not_fatal():
+    store = Store()
+    source = NeuronMonitorSource(store, shlex.split(fake_cmd("--count", "0")), recorder=Recorder("/dev/full", store))
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples >= 3)
+    finally:
+        source.stop()
+    failures = [text for text in events(store, "error") if "recording to /dev/full stopped" in text]
+    assert len(failures) == 1 and "No space left" in failures[0]
+
+
+def test_a_recording_cut_mid_line_replays_what_is_whole(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    line = json.dumps({"t": 1.0, "source": "neuron-monitor", "report": json.loads(V1.read_text())})
+    path.write_text(line + "\n" + line[: len(line) // 3])  # the process died while writing
+    source, store, snapshots = play(path)
+    assert source.finished.wait(5)
+    assert len(snapshots) == 1 and store.health["replay"].bad_lines == 1
+
+
+def test_stopping_sources_leaves_no_threads_behind():
+    before = {t.name for t in threading.enumerate()}
+    source, _, _ = play(V1, loop=True)
+    source.stop()
+    assert {t.name for t in threading.enumerate()} - before == set()
