@@ -6,6 +6,7 @@ Textual, and nothing in `neurontui` imports torch.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from workloads.config import WorkloadConfig, add_workload_arguments, positive_float
@@ -24,6 +25,16 @@ def monitor_spec(text: str) -> str:
     if text in MONITOR_CHOICES or (text.startswith("replay:") and len(text) > len("replay:")):
         return text
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(MONITOR_CHOICES)} or replay:PATH, got {text!r}")
+
+
+def monitor_command(text: str) -> str:
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot split {text!r}: {exc}") from None
+    if not words:
+        raise argparse.ArgumentTypeError("empty command")
+    return text
 
 
 def port(text: str) -> int:
@@ -48,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     mon = parser.add_argument_group("telemetry")
     mon.add_argument("--monitor", type=monitor_spec, default="auto", metavar="auto|neuron|host|replay:PATH|none",
                      help="telemetry source (auto: neuron-monitor when present, else psutil/NVML)")
-    mon.add_argument("--monitor-cmd", default=None, metavar="CMD",
+    mon.add_argument("--monitor-cmd", type=monitor_command, default=None, metavar="CMD",
                      help="command that prints neuron-monitor reports (split like a shell, never run by one)")
     mon.add_argument("--monitor-config", default=None, metavar="PATH", help="neuron-monitor config (monitor.conf)")
     mon.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="host sampling period")
