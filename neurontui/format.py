@@ -1,0 +1,63 @@
+"""Human formatting of base units, used only at the edge (screen, hints, reports).
+
+The Store keeps seconds, bytes and ratios; these turn them into short strings and say
+"-" for an unknown value (None), never a misleading zero.
+"""
+from __future__ import annotations
+
+import math
+
+UNKNOWN = "-"
+
+
+def format_bytes(n: float | None) -> str:
+    """1536 -> '1.5 KiB'; binary units as neuron-top and free(1) show them."""
+    if n is None or not math.isfinite(n):
+        return UNKNOWN
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_seconds(s: float | None) -> str:
+    """Latencies: 0.0000123 -> '12.3 us', 0.0042 -> '4.20 ms', 1.5 -> '1.50 s'."""
+    if s is None or not math.isfinite(s):
+        return UNKNOWN
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def format_rate(per_second: float | None, unit: str = "/s") -> str:
+    """Throughput: 1234.5 -> '1.23k/s'."""
+    if per_second is None or not math.isfinite(per_second):
+        return UNKNOWN
+    if per_second >= 1e6:
+        return f"{per_second / 1e6:.2f}M{unit}"
+    if per_second >= 1e4:
+        return f"{per_second / 1e3:.1f}k{unit}"
+    if per_second >= 100:
+        return f"{per_second:.0f}{unit}"
+    return f"{per_second:.1f}{unit}"
+
+
+def format_ratio(ratio: float | None) -> str:
+    """0.423 -> '42%'."""
+    if ratio is None or not math.isfinite(ratio):
+        return UNKNOWN
+    return f"{ratio * 100:.0f}%"
+
+
+def format_count(n: float | None) -> str:
+    """Parameter counts and the like: 25_557_032 -> '25.6 M'."""
+    if n is None:
+        return UNKNOWN
+    for threshold, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= threshold:
+            return f"{n / threshold:.1f}{suffix}"
+    return f"{n:.0f}"

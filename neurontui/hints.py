@@ -1,0 +1,155 @@
+"""Insights computed from telemetry and the workload's `ready` event, logged once each.
+
+What the seed learned by hand, made visible: DataParallel at batch 1 leaves cores idle,
+the pipeline size rule of thumb, the GPU batch-1 latency floor, and how many copies of a
+loaded model fit in device memory (measured, not guessed from the file size).
+Torch-free and Textual-free: the TUI and the headless path both call `update_hints`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .format import format_bytes, format_count, format_rate, format_seconds
+from .store import Store, WorkloadState
+from .telemetry import Snapshot
+
+PIPELINE_PARAMS_PER_STEP = 2e7  # the seed's rule: 4 cores per 20 M parameters
+GPU_FLOOR_MIN_WINDOWS = 4  # enough windows that the p50 is no warm-up accident
+NO_PIPELINE_INSTANCES = ("inf2", "trn1", "trn2")  # torch-neuronx has no --neuroncore-pipeline-cores
+
+
+@dataclass(frozen=True)
+class Hint:
+    key: str  # identifies the situation; the same situation is logged once
+    text: str
+
+
+def pipeline_cores_rule(params: int, cores: int) -> int:
+    """4 * round(params / 2e7), clamped to [1, cores] (round half up, as the seed did)."""
+    suggested = 4 * math.floor(params / PIPELINE_PARAMS_PER_STEP + 0.5)
+    return max(1, min(suggested, max(cores, 1)))
+
+
+def supports_pipeline(instance_type: str) -> bool:
+    return not instance_type.startswith(NO_PIPELINE_INSTANCES)
+
+
+def compute_hints(workload: WorkloadState, snapshot: Snapshot | None) -> list[Hint]:
+    """Every hint the current state supports (pure: nothing is logged)."""
+    config = workload.config
+    if not config:
+        return []
+    backend = workload.hello.backend if workload.hello else config.get("backend", "")
+    found = [
+        _dp_idle(workload, snapshot, backend),
+        _pipeline_size(workload, snapshot, backend),
+        _gpu_floor(workload, backend),
+        _memory_per_copy(workload, snapshot, backend),
+    ]
+    return [hint for hint in found if hint is not None]
+
+
+def update_hints(store: Store) -> list[Hint]:
+    """Log each hint the first time its situation appears; returns the ones logged now."""
+    with store.lock():
+        hints = compute_hints(store.workload, store.latest)
+    return [hint for hint in hints if store.hint_once(hint.key, hint.text)]
+
+
+def _device_cores(snapshot: Snapshot | None, backend: str) -> int:
+    if snapshot is None:
+        return 0
+    kind = {"neuron": "neuroncore", "cuda": "gpu"}.get(backend)
+    return len(snapshot.cores_of(kind)) if kind else 0
+
+
+def _dp_idle(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -> Hint | None:
+    config = wl.config
+    if config.get("mode") != "dp" or config.get("batch") != 1 or config.get("concurrency") != 1 or not wl.windows:
+        return None
+    replicas = wl.ready.cores_used if wl.ready else _device_cores(snapshot, backend)
+    if replicas <= 1:
+        return None
+    return Hint(
+        f"dp-idle:{backend}:{config.get('model')}:{replicas}",
+        f"DataParallel at batch 1 and concurrency 1 keeps 1 of {replicas} cores busy and {replicas - 1} idle: "
+        f"raise batch (+) or concurrency (c) to {replicas} or more",
+    )
+
+
+def _pipeline_size(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -> Hint | None:
+    if backend != "neuron" or wl.ready is None or not wl.ready.params:
+        return None
+    cores = _device_cores(snapshot, backend)
+    instance_type = snapshot.instance.get("instance_type", "") if snapshot else ""
+    if cores < 1 or not supports_pipeline(instance_type):
+        return None
+    model = wl.config.get("model")
+    suggested = pipeline_cores_rule(wl.ready.params, cores)
+    return Hint(
+        f"pipeline:{model}:{cores}",
+        f"pipeline rule of thumb for {model} ({format_count(wl.ready.params)} params): {suggested} NeuronCores "
+        f"(4*round(params/2e7), clamped to 1..{cores}); press p to try it",
+    )
+
+
+def _gpu_floor(wl: WorkloadState, backend: str) -> Hint | None:
+    config = wl.config
+    if backend != "cuda" or config.get("batch") != 1 or len(wl.windows) < GPU_FLOOR_MIN_WINDOWS:
+        return None
+    p50 = wl.latency_total.percentile(50)
+    if p50 is None:
+        return None
+    throughput = wl.windows[-1].throughput
+    return Hint(
+        f"gpu-floor:{config.get('model')}:{config.get('precision')}",
+        f"GPU latency floor at batch 1 for {config.get('model')}: p50 {format_seconds(p50)} "
+        f"({format_rate(throughput)}); a GPU shines with batches: raise batch (+) for throughput",
+    )
+
+
+def _memory_per_copy(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -> Hint | None:
+    if backend not in ("neuron", "cuda") or wl.ready is None:
+        return None
+    per_copy, how = _measured_copy_bytes(wl, snapshot)
+    if per_copy is None:
+        return None
+    total = _device_capacity(snapshot, backend)
+    config = wl.config
+    text = f"{config.get('model')} takes {format_bytes(per_copy)} of device memory per loaded copy ({how})"
+    if wl.ready.artifact_bytes:
+        text += f"; its compiled file is {format_bytes(wl.ready.artifact_bytes)}"
+    if total and backend == "cuda":
+        text += f"; one GPU's {format_bytes(total)} fits about {total // per_copy} copies"
+    elif total:
+        cores = max(_device_cores(snapshot, backend), 1)
+        per_core = total // cores  # each NeuronCore owns an equal slice of its chip's memory
+        text += (f"; {format_bytes(total)} of device memory fits about {total // per_copy} copies "
+                 f"({per_core // per_copy} per core)")
+    return Hint(f"memory:{backend}:{config.get('model')}:{config.get('batch')}:{config.get('precision')}", text)
+
+
+def _measured_copy_bytes(wl: WorkloadState, snapshot: Snapshot | None) -> tuple[int | None, str]:
+    """Prefer neuron-monitor's per-core figures for our process; else what the child measured."""
+    pids = {pid for pid in (wl.pid, wl.hello.pid if wl.hello else None) if pid}
+    if snapshot is not None:
+        for runtime in snapshot.runtimes:
+            if runtime.pid in pids:
+                totals = [memory.total for memory in runtime.core_memory.values() if memory.total > 0]
+                if totals:
+                    return max(totals), "neuron-monitor, per core"
+    ready = wl.ready
+    if ready is None or not ready.device_memory_bytes:
+        return None, ""
+    copies = ready.cores_used if wl.config.get("mode") == "dp" else 1
+    return ready.device_memory_bytes // max(copies, 1), "measured at load"
+
+
+def _device_capacity(snapshot: Snapshot | None, backend: str) -> int | None:
+    if snapshot is None:
+        return None
+    if backend == "cuda":
+        gpus = [core.memory_total_bytes for core in snapshot.cores_of("gpu") if core.memory_total_bytes]
+        return gpus[0] if gpus else None
+    return snapshot.memory.device_total_bytes
