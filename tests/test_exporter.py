@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -14,9 +15,11 @@ import urllib.request
 from argparse import Namespace
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from neurontui.cli import parse as parse_cli
 from neurontui.exporter import ExporterError, start_exporter
 from neurontui.exporter_families import LATENCY_BUCKETS, StoreCollector
 from neurontui.sources.neuron_report import parse_report
@@ -326,3 +329,79 @@ def test_close_frees_the_port():
     a = args()
     start_exporter(Store(), a).close()
     start_exporter(Store(), a).close()
+
+
+# -- deploy/: the artifacts users copy must match what the exporter serves ---------------
+
+DEPLOY = FIXTURES.parent.parent / "deploy"
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def full_exposition() -> str:
+    """Everything the exporter can serve at once: a Neuron report, a GPU core and a workload."""
+    store = Store()
+    snapshot = parse_report(load(TRN1N), time=time.time()).snapshot
+    snapshot.cores.append(Core("gpu", 0, 0.5, memory_used_bytes=1, memory_total_bytes=2))
+    snapshot.runtimes[0].latency_seconds = {"p50": 0.01, "p99": 0.02}  # null in this report
+    store.publish_snapshot(snapshot)
+    store.workload_starting({"model": "cnn"}, pid=1)
+    hist = LatencyHistogram()
+    hist.record(0.01)
+    store.workload_event(Window.from_histogram(0.0, 0.5, hist, errors=0, per_core_completed=[]))
+    return exposition(store)
+
+
+def test_dashboard_queries_only_served_series_and_labels():
+    text = full_exposition()
+    labels_of: dict[str, set[str]] = {}
+    for name, labels, _ in samples(text):
+        labels_of.setdefault(name, set()).update(labels)
+    queries = dashboard_queries()
+    assert queries
+    for query in queries:
+        names = re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", query)
+        assert names, query
+        for name in names:
+            assert name in labels_of, f"dashboard queries {name}, which the exporter does not serve"
+        grouped = {label.strip() for group in re.findall(r"by \(([^)]*)\)", query) for label in group.split(",")}
+        for label in grouped - {"le"}:
+            assert any(label in labels_of[name] for name in names), f"{query}: no series has label {label!r}"
+
+
+def test_prometheus_config_is_valid():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install the Debian package 'prometheus' (CI's .ci/run does)"
+    result = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_example_is_consistent():
+    docs = {doc["kind"]: doc for path in (DEPLOY / "kubernetes").glob("*.yaml")
+            for doc in yaml.safe_load_all(path.read_text()) if doc}
+    # the HPA's external metric comes from an adapter rule over series Prometheus scrapes from the DaemonSet
+    pod = docs["DaemonSet"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    flags, _ = parse_cli(container["args"])
+    assert flags.headless and flags.no_workload and flags.prometheus_addr == "0.0.0.0"
+    assert container["ports"][0]["containerPort"] == flags.prometheus_port
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(flags.prometheus_port)
+
+    config_maps = [doc["data"] for path in (DEPLOY / "kubernetes").glob("*.yaml")
+                   for doc in yaml.safe_load_all(path.read_text()) if doc and doc["kind"] == "ConfigMap"]
+    scrape_maps = [yaml.safe_load(data["prometheus.yml"]) for data in config_maps if "prometheus.yml" in data]
+    adapter_maps = [yaml.safe_load(data["config.yaml"]) for data in config_maps if "config.yaml" in data]
+    assert len(scrape_maps) == len(adapter_maps) == 1
+    job = scrape_maps[0]["scrape_configs"][0]["job_name"]
+    rules = {rule["name"]["as"]: rule for rule in adapter_maps[0]["externalRules"]}
+    external = docs["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["external"]
+    rule = rules[external["metric"]["name"]]
+    assert f'job="{job}"' in rule["seriesQuery"]
+    served = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", rule["seriesQuery"]).group(1)
+    text = full_exposition()
+    for label in external["metric"]["selector"]["matchLabels"]:
+        assert any(name == served and label in labels for name, labels, _ in samples(text)), label
