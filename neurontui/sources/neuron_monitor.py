@@ -78,7 +78,8 @@ class NeuronMonitorSource(Source):
         code = proc.wait()
         drain.join(1.0)
         tail = " | ".join(stderr_tail)
-        return reports, f"{self.command[0]} {_describe_exit(code)}" + (f": {tail}" if tail else "")
+        program = os.path.basename(self.command[0])
+        return reports, f"{program} {_describe_exit(code)}" + (f": {tail}" if tail else "")
 
     def read_stream(self, stream: IO[bytes]) -> int:
         """Parse each line of `stream` into the Store; returns how many reports were read."""

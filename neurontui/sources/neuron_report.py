@@ -56,7 +56,7 @@ def parse_report(report: str | bytes | dict, time: float | None = None) -> Parse
         report = bytes(report).decode("utf-8", "replace")
     if isinstance(report, str):
         try:
-            report = json.loads(report)
+            report = _loads(report)
         except (ValueError, RecursionError) as exc:
             return ParseResult(None, [f"report: not JSON ({_short(exc)})"])
     if not isinstance(report, dict):
@@ -66,6 +66,16 @@ def parse_report(report: str | bytes | dict, time: float | None = None) -> Parse
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost one report, not the stream
         return ParseResult(None, [f"report: parser failed ({type(exc).__name__}: {_short(exc)})"])
     return ParseResult(snapshot, list(snapshot.errors))
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+    # Python refuses integers of over 4300 digits; read them as "too large" rather than lose the report
+    return json.loads(text, parse_int=lambda digits: int(digits) if len(digits) < 4000 else math.inf)
 
 
 class _Parser:
