@@ -37,6 +37,8 @@ HARDWARE_FIELDS = ("neuron_device_count", "neuroncore_per_device_count", "neuron
 VCPU_USER_FIELDS = ("user", "nice")
 VCPU_SYSTEM_FIELDS = ("system", "io_wait", "irq", "soft_irq")
 MAX_REPORTED_CORES = 4096  # a core index above this is garbage, not hardware
+FLOAT_MAX = 1e308
+COUNT_MAX = 2**63  # counters and byte counts beyond int64 are garbage
 
 
 @dataclass
@@ -82,6 +84,7 @@ class _Parser:
     def __init__(self, when: float) -> None:
         self.snapshot = Snapshot(time=when, source=SOURCE)
         self.errors = self.snapshot.errors
+        self.ecc_by_device: dict[int, EccCounters] = {}
 
     # -- helpers ---------------------------------------------------------------------
     def group(self, parent: Any, name: str, where: str) -> dict | None:
@@ -289,9 +292,9 @@ class _Parser:
             index = _count(device.get("neuron_device_index")) if isinstance(device, dict) else None
             if index is None:
                 continue
-            existing = next((e for e in self.snapshot.ecc if e.device_index == index), None)
+            existing = self.ecc_by_device.get(index)
             if existing is None:
-                existing = EccCounters(index)
+                existing = self.ecc_by_device[index] = EccCounters(index)
                 self.snapshot.ecc.append(existing)
             for name in ECC_FIELDS:
                 value = _count(device.get(name))
@@ -312,9 +315,16 @@ class _Parser:
             for index, value in runtime.core_flops.items():
                 flops[index] = flops.get(index, 0.0) + value
             for index, parts in runtime.core_memory.items():
-                total = per_core.setdefault(index, CoreMemory(index))
-                for part in CORE_MEMORY_PARTS:
-                    setattr(total, part, getattr(total, part) + getattr(parts, part))
+                total = per_core.get(index)
+                if total is None:
+                    per_core[index] = CoreMemory(index, parts.constants, parts.model_code,
+                                                 parts.model_shared_scratchpad, parts.runtime_memory, parts.tensors)
+                    continue
+                total.constants += parts.constants
+                total.model_code += parts.model_code
+                total.model_shared_scratchpad += parts.model_shared_scratchpad
+                total.runtime_memory += parts.runtime_memory
+                total.tensors += parts.tensors
             if runtime.device_memory_bytes is not None:
                 device_used = (device_used or 0) + runtime.device_memory_bytes
         snap.memory.device_used_bytes = device_used
@@ -355,21 +365,24 @@ class _Parser:
 
 
 # -- value readers: wrong types, NaN and Infinity read as "not known" --------------------
+# Exact type checks (bool is an int subclass and is no number here); they are also the
+# fast path: these run about a thousand times per trn1 report.
 def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        return None
-    return number if math.isfinite(number) else None
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0.0 else None  # NaN and ±Infinity give NaN
+    if kind is int:
+        return float(value) if -FLOAT_MAX < value < FLOAT_MAX else None
+    return None
 
 
 def _count(value: Any) -> int | None:
-    number = _finite(value)
-    if number is None or number < 0:
-        return None
-    return value if isinstance(value, int) else int(number)
+    kind = type(value)
+    if kind is int:
+        return value if 0 <= value < COUNT_MAX else None
+    if kind is float:
+        return int(value) if 0.0 <= value < COUNT_MAX else None  # NaN compares False
+    return None
 
 
 def _ratio(percent: float, clamp: bool = True) -> float:
@@ -396,14 +409,19 @@ def _busy(fields: dict, names: tuple[str, ...]) -> float | None:
 
 
 def _vcpu_busy(fields: dict) -> float | None:
-    busy = _busy(fields, VCPU_USER_FIELDS + VCPU_SYSTEM_FIELDS)
-    if busy is None:
-        idle = _finite(fields.get("idle"))
-        busy = None if idle is None else _ratio(100.0 - idle)
-    return busy
+    # the fields add up to 100, so busy = 100 - idle (one lookup for each of 128+ vCPUs)
+    idle = _finite(fields.get("idle"))
+    if idle is not None:
+        return _ratio(100.0 - idle)
+    return _busy(fields, VCPU_USER_FIELDS + VCPU_SYSTEM_FIELDS)
+
+
+_INDEX_OF = {str(index): index for index in range(MAX_REPORTED_CORES + 1)}  # the common case, one lookup
 
 
 def _core_index(name: Any) -> int | None:
+    if type(name) is str and name in _INDEX_OF:
+        return _INDEX_OF[name]
     try:
         index = int(name)
     except (TypeError, ValueError, OverflowError):
