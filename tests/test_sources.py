@@ -96,6 +96,7 @@ def test_contract_fake_neuron_monitor_reads_survives_death_restarts(child_env):
         assert health.restarts >= 1
         assert outages and "exited with status 3" in outages[0] and "fake neuron-monitor: done" in outages[0]
         assert any("exited with status 3" in text for text in events(store, "error"))
+        assert any(text.startswith("neuron-monitor is back after") for text in events(store, "info"))
         cores = store.latest.cores_of("neuroncore")
         assert len(cores) == 32 and cores[6].utilization == pytest.approx(0.414)
         assert store.latest.source == "neuron-monitor"

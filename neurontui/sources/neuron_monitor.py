@@ -96,7 +96,11 @@ class NeuronMonitorSource(Source):
                 continue
             if self.recorder:
                 self.recorder.report(line, now, self.name)
+            health = self.store.health.get(self.name)
+            down_since = health.down_since if health else None
             self.publish(result.snapshot)
+            if down_since is not None:
+                self.store.log("info", self.name, f"{self.name} is back after {now - down_since:.1f} s out")
             reports += 1
         return reports
 
