@@ -101,6 +101,11 @@ def test_runtimes_sharing_a_tag_get_unique_stable_keys():
     keys = [rt.key for rt in parse_report(report).snapshot.runtimes]
     assert keys == ["worker", "worker#2", "worker#3"]
     assert keys == [rt.key for rt in parse_report(report).snapshot.runtimes]
+    entries[1]["neuron_runtime_tag"] = "worker#2"  # a tag that looks like a key
+    assert [rt.key for rt in parse_report(report).snapshot.runtimes] == ["worker", "worker#2", "worker#3"]
+    entries[0]["neuron_runtime_tag"] = "worker#2"
+    entries[1]["neuron_runtime_tag"] = "worker"
+    assert [rt.key for rt in parse_report(report).snapshot.runtimes] == ["worker#2", "worker", "worker#3"]
 
 
 def test_utilization_sums_over_runtimes_and_clamps():

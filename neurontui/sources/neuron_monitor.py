@@ -31,6 +31,8 @@ class NeuronMonitorSource(Source):
 
     def __init__(self, store: Store, command: list[str], recorder: Recorder | None = None,
                  backoff_initial: float = BACKOFF_INITIAL_SECONDS, backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
+        if not command:
+            raise ValueError("empty neuron-monitor command")
         super().__init__(store, recorder)
         self.command = list(command)
         self.backoff_initial = backoff_initial

@@ -85,6 +85,8 @@ class _Parser:
         self.snapshot = Snapshot(time=when, source=SOURCE)
         self.errors = self.snapshot.errors
         self.ecc_by_device: dict[int, EccCounters] = {}
+        self.tag_counts: dict[str, int] = {}
+        self.runtime_keys: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------
     def group(self, parent: Any, name: str, where: str) -> dict | None:
@@ -114,9 +116,8 @@ class _Parser:
             self.errors.append(f"neuron_runtime_data: expected a list, got {type(runtimes).__name__}")
             runtimes = None
         counters_complete = True
-        tags_seen: dict[str, int] = {}
         for position, entry in enumerate(runtimes or ()):
-            runtime, counters_read = self.parse_runtime(entry, position, tags_seen)
+            runtime, counters_read = self.parse_runtime(entry, position)
             if runtime is not None:
                 snap.runtimes.append(runtime)
             counters_complete = counters_complete and counters_read
@@ -142,7 +143,18 @@ class _Parser:
                     self.snapshot.hardware[key] = value
 
     # -- runtimes --------------------------------------------------------------------
-    def parse_runtime(self, entry: Any, position: int, tags_seen: dict[str, int]) -> tuple[Runtime | None, bool]:
+    def unique_key(self, tag: str) -> str:
+        """"<tag>" for a tag's first runtime, "<tag>#2", "<tag>#3"... after: tags repeat, keys must not."""
+        count = self.tag_counts.get(tag, 0) + 1
+        key = tag if count == 1 else f"{tag}#{count}"
+        while key in self.runtime_keys:  # a tag that itself looks like "x#2"
+            count += 1
+            key = f"{tag}#{count}"
+        self.tag_counts[tag] = count
+        self.runtime_keys.add(key)
+        return key
+
+    def parse_runtime(self, entry: Any, position: int) -> tuple[Runtime | None, bool]:
         if not isinstance(entry, dict):
             self.errors.append(f"neuron_runtime_data[{position}]: expected an object, got {type(entry).__name__}")
             return None, False
@@ -150,8 +162,7 @@ class _Parser:
         if tag is None or isinstance(tag, (dict, list)):
             tag = entry.get("neuron_runtime_index", entry.get("pid", position))
         tag = _short(tag, 64)
-        count = tags_seen[tag] = tags_seen.get(tag, 0) + 1
-        key = tag if count == 1 else f"{tag}#{count}"  # tags repeat; keys must not
+        key = self.unique_key(tag)
         pid = _count(entry.get("pid"))
         runtime = Runtime(tag=tag, pid=pid, key=key)
         where = f"runtime[{key}]"
