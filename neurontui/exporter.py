@@ -62,13 +62,22 @@ def _landing_page(url_prefix: str) -> bytes:
     ).encode()
 
 
-def _app(registry: CollectorRegistry):
+def _app(registry: CollectorRegistry, store: Store):
     metrics = make_wsgi_app(registry)
+    last_failure = [""]
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return metrics(environ, start_response)
+            try:
+                return metrics(environ, start_response)  # builds the whole body before start_response
+            except Exception as exc:  # noqa: BLE001 - a bug must not print tracebacks over the TUI
+                message = f"scrape failed: {type(exc).__name__}: {exc}"
+                if message != last_failure[0]:
+                    last_failure[0] = message
+                    store.log("error", "exporter", message)
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8")])
+                return [message.encode() + b"\n"]
         if path in ("", "/"):
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [_landing_page(environ.get("SCRIPT_NAME", "") + "/")]
@@ -117,7 +126,7 @@ class Exporter:
         Server.tls = tls
         where = f"{_host_for_url(addr)}:{port}"
         try:
-            self._server = make_server(addr, port, _app(self.registry), Server, handler_class=_QuietHandler)
+            self._server = make_server(addr, port, _app(self.registry, store), Server, handler_class=_QuietHandler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ExporterError(f"cannot serve Prometheus metrics on {where}: address already in use") from None

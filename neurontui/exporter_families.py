@@ -47,7 +47,11 @@ INSTANCE_LABELS = {
 
 
 def _fine_index_limits() -> list[int]:
-    """For each le-bucket, the highest LatencyHistogram bucket index wholly below it."""
+    """For each le-bucket, the highest LatencyHistogram bucket index wholly below it.
+
+    A fine bucket (1% wide) that straddles a bound counts above it: a sample is never
+    reported under a bound it may exceed, at the price of <= 1% on samples just below one.
+    """
     limits = []
     index = 0
     for le in LATENCY_BUCKETS:
@@ -119,6 +123,7 @@ class StoreCollector(Collector):
             self._health(out)
             if fresh:
                 assert snapshot is not None
+                self._group_errors(out, snapshot)
                 self._neuron(out, snapshot)
                 self._system(out, snapshot)
                 self._cores(out, snapshot)
@@ -156,12 +161,13 @@ class StoreCollector(Collector):
             out.counter("neurontui_source_bad_lines", "Unreadable lines skipped from the source", labels,
                         health.bad_lines)
         out.gauge("neurontui_up", "1 while every telemetry source is up", {}, 1.0 if telemetry_up else 0.0)
-        snapshot = self.store.latest
-        if snapshot is not None:
-            for group in sorted({error.split(":", 1)[0].strip() for error in snapshot.errors}):
-                out.gauge("neurontui_report_group_error",
-                          "1 for each metric group whose latest report carried an error (its series are left out)",
-                          {"source": snapshot.source, "group": group}, 1.0)
+
+    def _group_errors(self, out: _Families, snapshot: Snapshot) -> None:
+        # "<group>: <message>"; the group names a fixed set of places, the message stays out of labels
+        for group in sorted({error.split(":", 1)[0].strip() for error in snapshot.errors}):
+            out.gauge("neurontui_report_group_error",
+                      "1 for each metric group whose latest report carried an error (its series are left out)",
+                      {"source": snapshot.source, "group": group}, 1.0)
 
     # -- AWS's neuron-monitor series ----------------------------------------------------
     def _neuron(self, out: _Families, snapshot: Snapshot) -> None:
