@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -230,3 +231,17 @@ def test_dying_neuron_monitor_shows_in_health_while_the_endpoint_keeps_serving(t
         app.alive()
     finally:
         app.stop()
+
+
+def test_headless_exits_nonzero_with_one_line_when_the_port_is_taken(child_env, python):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([python, "-m", "neurontui", "--headless", "--no-workload", "--monitor", "none",
+                                 "--prometheus-port", str(port)], cwd=ROOT, env=child_env,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "in use" in line]
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
