@@ -1,0 +1,380 @@
+"""The dashboard: runs the workload child, watches telemetry, charts both, keys switch modes.
+
+Threads never touch widgets: the Store listener only posts a coalesced `StoreChanged`;
+the handler reads the Store under its lock and updates the panels in one batch. Workload
+(re)starts block for seconds (stop, grace, spawn), so they run on one control thread,
+and a burst of key presses starts only the last configuration asked for.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.widgets import Footer
+
+from workloads.config import WorkloadConfig
+
+from ..hints import supports_pipeline, update_hints
+from ..results import TelemetryStats
+from ..store import Store, WorkloadState
+from ..workload import WorkloadProcess
+from .export import write_run_export
+from .messages import Notice, StoreChanged
+from .screens.help import HelpScreen
+from .screens.model_picker import ModelPicker
+from .widgets.charts import WINDOWS, ChartsPanel, window_label
+from .widgets.cores import CoresPanel
+from .widgets.events import EventsPanel
+from .widgets.header import HeaderBar
+from .widgets.memory import MemoryPanel
+from .widgets.runtimes import RuntimesPanel
+from .widgets.workload import WorkloadPanel
+
+MAX_BATCH = 1024
+MAX_CONCURRENCY = 256
+COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
+WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
+
+
+def available_backends(dev: Path = Path("/dev")) -> list[str]:
+    """Backends this host can run, from device files (no torch, no driver calls)."""
+    found = ["cpu"]
+    if any(dev.glob("nvidia[0-9]*")):
+        found.append("cuda")
+    if any(dev.glob("neuron[0-9]*")):
+        found.append("neuron")
+    return found
+
+
+class NeuronTUI(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "neurontui"
+    ENABLE_COMMAND_PALETTE = False
+    # Help and quit first: the footer cuts the rest on an 80-column terminal.
+    BINDINGS = [
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "quit", "quit"),
+        Binding("s", "mode('single')", "single"),
+        Binding("d", "mode('dp')", "dp"),
+        Binding("p", "mode('pipeline')", "pipe"),
+        Binding("m", "pick_model", "model"),
+        Binding("b", "next_backend", "backend"),
+        Binding("plus", "batch(2)", "batch+", key_display="+"),
+        Binding("minus", "batch(-2)", "batch-", key_display="-"),
+        Binding("c", "concurrency(2)", "conc+"),
+        Binding("C", "concurrency(-2)", "conc-"),
+        Binding("space", "pause", "pause"),
+        Binding("r", "restart", "restart"),
+        Binding("w", "window", "window"),
+        Binding("e", "export", "export"),
+        Binding("S", "screenshot", "svg"),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
+    ]
+
+    def __init__(self, store: Store, config: WorkloadConfig | None, workload: WorkloadProcess | None = None, *,
+                 host: str | None = None, backends: list[str] | None = None, metrics_url: str = "",
+                 output_dir: str | None = None, handle_signals: bool = False) -> None:
+        super().__init__()
+        self.store = store
+        self.config = config  # what the user asked for; None with --no-workload
+        self.workload = workload
+        self.host = host or socket.gethostname()
+        self.backends = backends or available_backends()
+        self.metrics_url = metrics_url
+        self.output_dir = Path(output_dir or os.getcwd())
+        self.handle_signals = handle_signals
+        self.window = WINDOWS[0]
+        self._phases_logged: set[str] = set()
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workload-control")
+        self._generation = 0
+        self._current: WorkloadState | None = None
+        self._previous: WorkloadState | None = None  # shown dimmed until the new run has figures
+        self._plotted: tuple[Any, int, bool] | None = None
+        self._plotted_history: Any = None
+        self.stats = TelemetryStats(store)  # per-core figures of the current run, for `e`
+        self.stats.active = True
+
+    # -- layout ---------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(self.host, id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield CoresPanel(id="cores")
+                yield MemoryPanel(id="memory")
+            with Vertical(id="right"):
+                yield WorkloadPanel(id="workload")
+                yield ChartsPanel(id="charts")
+        yield RuntimesPanel(id="runtimes")
+        yield EventsPanel(id="events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                loop.add_signal_handler(sig, self.exit)
+        self.set_class(self.size.height < COMPACT_HEIGHT, "-compact")
+        self.store.subscribe(self._store_changed)
+        if self.config is not None and self.workload is not None:
+            self._start_workload()
+        update_hints(self.store)
+        self.update_panels({"snapshot", "workload", "event", "health"})
+
+    def on_unmount(self) -> None:
+        self.store.unsubscribe(self._store_changed)
+        self.stats.close()
+
+    def on_resize(self, event: Resize) -> None:
+        compact = event.size.height < COMPACT_HEIGHT
+        if compact != self.has_class("-compact"):
+            self.set_class(compact, "-compact")
+            self._plotted = self._plotted_history = None  # plots that appear need drawing
+            self.call_after_refresh(self.update_panels, {"snapshot", "workload"})
+
+    # -- store -> screen --------------------------------------------------------------------
+    def _store_changed(self, what: str) -> None:
+        """Store listener: runs in source threads; only posts a message, at most one pending."""
+        with self._pending_lock:
+            first = not self._pending
+            self._pending.add(what)
+        if first:
+            self.post_message(StoreChanged())
+
+    @on(StoreChanged)
+    def _on_store_changed(self) -> None:
+        with self._pending_lock:
+            kinds, self._pending = self._pending, set()
+        update_hints(self.store)
+        self.update_panels(kinds)
+
+    @on(Notice)
+    def _on_notice(self, message: Notice) -> None:
+        self.store.log(message.level, "tui", message.text)
+
+    def update_panels(self, kinds: set[str]) -> None:
+        store = self.store
+        with store.lock():
+            snapshot, wl = store.latest, store.workload
+            health = [h for h in store.health.values() if h.name != "workload"]
+            events, stderr = list(store.events), list(wl.stderr_tail)
+            history_tail = store.history[-1] if store.history else None
+            history = list(store.history) if history_tail is not self._plotted_history else None
+        events_panel = self.query_one(EventsPanel)
+        if wl is not self._current:
+            if self._current is not None and self._current.windows:
+                self._previous = self._current
+            self._current = wl
+            self.stats.reset()
+            self._phases_logged = set()
+            events_panel.forget_stderr()
+        self._log_phase(wl)
+        if wl.windows:
+            self._previous = None
+        shown, dimmed = (self._previous, True) if self._previous is not None else (wl, False)
+        with self.batch_update():
+            self.query_one(HeaderBar).show(snapshot, wl, self.config.as_dict() if self.config else None,
+                                           health, self.metrics_url)
+            if "snapshot" in kinds:
+                self.query_one(CoresPanel).show(snapshot)
+                self.query_one(MemoryPanel).show(snapshot, detailed=not self.has_class("-compact"))
+                self.query_one(RuntimesPanel).show(snapshot)
+            self.query_one(WorkloadPanel).show(wl, self._previous, enabled=self.config is not None)
+            charts = self.query_one(ChartsPanel)
+            plotted = (shown, len(shown.windows), dimmed)
+            if plotted != self._plotted:  # one replot per new window
+                charts.replot_workload(shown, previous=dimmed)
+                self._plotted = plotted
+            if history is not None:  # one replot per new sample
+                charts.replot_utilization(history)
+                self._plotted_history = history_tail
+            events_panel.show(events, stderr, time.time())
+        self.refresh_bindings()
+
+    def _log_phase(self, wl: WorkloadState) -> None:
+        """Each phase of a run (building, compiling, loading, warmup, running) once in the events."""
+        phase = wl.phase
+        if phase is not None and phase.phase not in self._phases_logged:
+            self._phases_logged.add(phase.phase)
+            self.store.log("info", "workload", phase.phase + (f": {phase.detail}" if phase.detail else ""))
+
+    # -- keys -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """None dims a key that does not apply now (shown in the footer, does nothing)."""
+        if action not in WORKLOAD_ACTIONS:
+            return True
+        config = self.config
+        if config is None or self.workload is None:
+            return None
+        if action == "mode":
+            if parameters[0] == config.mode or (parameters[0] == "pipeline" and not self.pipeline_possible()):
+                return None
+        elif action == "batch":
+            return None if (config.batch <= 1 if parameters[0] < 0 else config.batch >= MAX_BATCH) else True
+        elif action == "concurrency":
+            limit = config.concurrency <= 1 if parameters[0] < 0 else config.concurrency >= MAX_CONCURRENCY
+            return None if limit else True
+        elif action == "next_backend":
+            return None if len(self.backends) < 2 else True
+        elif action == "pause":
+            return True if self.store.workload.state in ("running", "paused") else None
+        elif action == "export":
+            return True if self.store.workload.windows else None
+        return True
+
+    def resolved_backend(self) -> str:
+        if self.config is None:
+            return ""
+        hello = self.store.workload.hello
+        if self.config.backend == "auto" and hello is not None:
+            return hello.backend
+        return self.config.backend
+
+    def pipeline_possible(self) -> bool:
+        """torch-neuronx (inf2, trn) has no NeuronCore pipeline; CPU and CUDA stage it themselves."""
+        if self.resolved_backend() != "neuron":
+            return True
+        latest = self.store.latest
+        return supports_pipeline(latest.instance.get("instance_type", "") if latest else "")
+
+    def action_mode(self, mode: str) -> None:
+        self.switch(mode=mode)
+
+    def action_batch(self, factor: int) -> None:
+        assert self.config is not None
+        batch = self.config.batch * factor if factor > 0 else self.config.batch // -factor
+        self.switch(batch=max(1, min(batch, MAX_BATCH)))
+
+    def action_concurrency(self, factor: int) -> None:
+        assert self.config is not None
+        value = self.config.concurrency * factor if factor > 0 else self.config.concurrency // -factor
+        self.switch(concurrency=max(1, min(value, MAX_CONCURRENCY)))
+
+    def action_next_backend(self) -> None:
+        current = self.resolved_backend()
+        following = self.backends[(self.backends.index(current) + 1) % len(self.backends)] \
+            if current in self.backends else self.backends[0]
+        self.switch(backend=following)
+
+    def action_pick_model(self) -> None:
+        assert self.config is not None
+
+        def chosen(model: str | None) -> None:
+            if model and self.config is not None and model != self.config.model:
+                self.switch(model=model)
+
+        self.push_screen(ModelPicker(self.config.model), chosen)
+
+    def action_window(self) -> None:
+        self.window = WINDOWS[(WINDOWS.index(self.window) + 1) % len(WINDOWS)]
+        self.query_one(ChartsPanel).window = self.window
+        self._plotted = self._plotted_history = None
+        self.update_panels(set())
+        self.notify(f"history window: {window_label(self.window)}", timeout=2)
+
+    def action_pause(self) -> None:
+        workload = self.workload
+        assert workload is not None
+        self._control.submit(workload.resume if workload.paused else workload.pause)
+
+    def action_restart(self) -> None:
+        self.store.log("info", "tui", "restarting the workload")
+        self._start_workload()
+
+    def action_export(self) -> None:
+        config, workload = self.config, self.store.workload
+        assert config is not None
+        self._control.submit(self._export, config, workload)
+
+    def action_screenshot(self) -> None:
+        path = self.save_screenshot(path=str(self.output_dir))
+        self.store.log("info", "tui", f"screenshot saved to {path}")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # -- workload control (on the control thread) -------------------------------------------
+    def switch(self, **changes: Any) -> None:
+        """Apply new settings: the child restarts with them; figures of this run stay dimmed."""
+        assert self.config is not None
+        wanted = replace(self.config, **changes)
+        if wanted.mode == "pipeline" and "pipeline_cores" not in changes:
+            wanted = replace(wanted, pipeline_cores=None)  # the child applies the rule of thumb
+        problems = wanted.validate()
+        if problems:
+            self.store.log("error", "tui", problems[0])
+            return
+        self.config = wanted
+        described = ", ".join(f"{name} {value}" for name, value in changes.items())
+        self.store.log("info", "tui", f"switching to {described}: restarting the workload")
+        self._start_workload()
+
+    def _start_workload(self) -> None:
+        self._generation += 1
+        self._control.submit(self._start_if_latest, self._generation)
+        self.update_panels(set())
+
+    def _start_if_latest(self, generation: int) -> None:
+        if generation != self._generation or self.config is None or self.workload is None:
+            return  # a later key press superseded this start
+        try:
+            self.workload.start(self.config)
+        except OSError as exc:
+            self.post_message(Notice("error", f"cannot start the workload: {exc}"))
+
+    def _export(self, config: WorkloadConfig, workload: WorkloadState) -> None:
+        try:
+            path = write_run_export(self.store, self.stats, config, workload, self.output_dir)
+        except OSError as exc:
+            self.post_message(Notice("error", f"export failed: {exc.strerror or exc}"))
+        else:
+            self.post_message(Notice("info", f"export written to {path}"))
+
+    def shutdown(self) -> None:
+        """Stop the workload child (after any queued start) so that nothing outlives the app."""
+        self._generation += 1  # queued starts become no-ops
+        self._control.shutdown(wait=True, cancel_futures=True)
+        if self.workload is not None:
+            self.workload.stop()
+
+
+def run_tui(args, config: WorkloadConfig) -> int:
+    # Imported here so that a missing optional piece never breaks `import neurontui.tui.app`.
+    from ..exporter import ExporterError, start_exporter
+    from ..sources import open_source
+
+    store = Store()
+    exporter = None
+    try:
+        exporter = start_exporter(store, args)
+    except ExporterError as exc:
+        store.log("error", "exporter", f"{exc}; the dashboard runs without metrics")
+    source = open_source(args, store)
+    workload = None if args.no_workload else WorkloadProcess(store)
+    app = NeuronTUI(store, None if args.no_workload else config, workload,
+                    metrics_url=exporter.url if exporter else "", handle_signals=True)
+    try:
+        if source is not None:
+            source.start()
+        app.run()
+    finally:
+        app.shutdown()
+        if source is not None:
+            source.stop()
+        if exporter is not None:
+            exporter.close()
+    return app.return_code or 0

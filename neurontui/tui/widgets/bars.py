@@ -1,0 +1,56 @@
+"""Text bars and colour thresholds shared by the panels (Rich only, no widgets)."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+# nvitop's thresholds: under 10% a core is idle, over 75% it is busy; memory is tight over 80%.
+UTIL_LOW, UTIL_HIGH = 0.10, 0.75
+MEMORY_HIGH = 0.80
+EIGHTHS = " ▏▎▍▌▋▊▉"
+LEVELS = " ▁▂▃▄▅▆▇█"
+
+
+def util_style(ratio: float | None) -> str:
+    if ratio is None:
+        return "dim"
+    if ratio < UTIL_LOW:
+        return "blue"
+    if ratio < UTIL_HIGH:
+        return "green"
+    return "bold yellow"
+
+
+def memory_style(ratio: float | None) -> str:
+    if ratio is None:
+        return "dim"
+    return "bold red" if ratio >= MEMORY_HIGH else "cyan"
+
+
+def bar(ratio: float | None, width: int, style: str) -> Text:
+    """A horizontal bar `width` cells wide, with eighth-cell resolution; unknown is dotted."""
+    width = max(width, 1)
+    if ratio is None:
+        return Text("·" * width, style="dim")
+    cells = max(0.0, min(1.0, ratio)) * width
+    full = int(cells)
+    part = EIGHTHS[int((cells - full) * 8)] if full < width else ""
+    filled = "█" * full + part.strip()
+    text = Text(filled, style=style)
+    text.append("░" * (width - len(filled)), style="dim")
+    return text
+
+
+def level(ratio: float | None) -> str:
+    """One cell showing a ratio as a block height (for dense core maps)."""
+    if ratio is None:
+        return "·"
+    return LEVELS[max(1, min(8, round(max(0.0, min(1.0, ratio)) * 8)))]
+
+
+def panel_lines(texts: list[Text]) -> Group:
+    """Panel lines that never wrap: a narrow terminal cuts them with an ellipsis instead."""
+    for text in texts:
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+    return Group(*texts)

@@ -1,0 +1,115 @@
+"""Live plots over a selectable window: throughput, latency p50/p99, utilization.
+
+textual-plotext rebuilds a plot on every render, so each plot is replotted at most once
+per new sample, only while visible, from bounded deques (the Store's), and downsampled
+to about two points per column.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from textual.containers import Vertical
+from textual.app import ComposeResult
+from textual_plotext import PlotextPlot
+
+from ...store import HistoryPoint, WorkloadState
+
+WINDOWS = (60, 300, 900)  # seconds: the `w` key cycles 1 / 5 / 15 min
+KIND_TITLES = {"neuroncore": "NeuronCores", "gpu": "GPUs", "vcpu": "vCPUs"}
+KIND_COLORS = {"neuroncore": "green+", "gpu": "magenta+", "vcpu": "cyan"}
+
+
+def window_label(seconds: int) -> str:
+    return f"{seconds // 60} min"
+
+
+def recent(points: Sequence[tuple[float, float]], window: float, max_points: int) -> tuple[list[float], list[float]]:
+    """Points of the last `window` seconds, x relative to the newest (<= 0), thinned to max_points."""
+    if not points:
+        return [], []
+    newest = points[-1][0]
+    start = len(points)
+    while start > 0 and points[start - 1][0] >= newest - window:
+        start -= 1
+    chosen = points[start:]
+    step = max(1, -(-len(chosen) // max(max_points, 1)))
+    chosen = chosen[::-1][::step][::-1]  # keep the newest point
+    return [t - newest for t, _ in chosen], [v for _, v in chosen]
+
+
+def workload_series(wl: WorkloadState) -> dict[str, list[tuple[float, float]]]:
+    throughput, p50, p99 = [], [], []
+    for window in wl.windows:
+        throughput.append((window.end, window.throughput))
+        percentiles = window.percentiles or {}
+        if percentiles.get("p50") is not None:
+            p50.append((window.end, percentiles["p50"] * 1e3))
+        if percentiles.get("p99") is not None:
+            p99.append((window.end, percentiles["p99"] * 1e3))
+    return {"throughput": throughput, "p50": p50, "p99": p99}
+
+
+def utilization_series(history: Iterable[HistoryPoint]) -> dict[str, list[tuple[float, float]]]:
+    series: dict[str, list[tuple[float, float]]] = {}
+    for point in history:
+        for kind, ratio in point.utilization.items():
+            series.setdefault(kind, []).append((point.time, ratio * 100))
+    return series
+
+
+class ChartsPanel(Vertical):
+    DEFAULT_CSS = """
+    ChartsPanel { height: 1fr; }
+    ChartsPanel PlotextPlot { height: 1fr; min-height: 5; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.window = WINDOWS[0]
+
+    def compose(self) -> ComposeResult:
+        yield PlotextPlot(id="plot-throughput")
+        yield PlotextPlot(id="plot-latency")
+        yield PlotextPlot(id="plot-util")
+
+    def _plot(self, name: str) -> PlotextPlot | None:
+        plot = self.query_one(f"#plot-{name}", PlotextPlot)
+        return plot if plot.display and self.display else None
+
+    def replot_workload(self, wl: WorkloadState | None, previous: bool) -> None:
+        series = workload_series(wl) if wl is not None else {"throughput": [], "p50": [], "p99": []}
+        suffix = " · previous run" if previous else ""
+        plot = self._plot("throughput")
+        if plot is not None:
+            self._draw(plot, f"throughput /s · {window_label(self.window)}{suffix}",
+                       [("", series["throughput"], "gray" if previous else "green+")])
+        plot = self._plot("latency")
+        if plot is not None:
+            self._draw(plot, f"latency ms · {window_label(self.window)}{suffix}",
+                       [("p50", series["p50"], "gray" if previous else "cyan+"),
+                        ("p99", series["p99"], "gray+" if previous else "orange+")])
+
+    def replot_utilization(self, history: Iterable[HistoryPoint]) -> None:
+        plot = self._plot("util")
+        if plot is None:
+            return
+        series = utilization_series(history)
+        self._draw(plot, f"utilization % · {window_label(self.window)}",
+                   [(KIND_TITLES.get(kind, kind), points, KIND_COLORS.get(kind, "default"))
+                    for kind, points in series.items()], y_max=100)
+
+    def _draw(self, plot: PlotextPlot, title: str, lines: list[tuple[str, list, str]],
+              y_max: float | None = None) -> None:
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        plt.xlim(-self.window, 0)
+        top = 0.0
+        for label, points, color in lines:
+            xs, ys = recent(points, self.window, max(plot.size.width, 20) * 2)
+            if xs:
+                plt.plot(xs, ys, marker="braille", color=color, label=label or None)
+                top = max(top, max(ys))
+        plt.ylim(0, y_max if y_max is not None else (top * 1.15 or 1))
+        plot.refresh()

@@ -1,0 +1,60 @@
+"""Header: where we are (host, instance type, telemetry), what runs, and in which state."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+from textual.widget import Widget
+
+from ...store import SourceHealth, WorkloadState
+from ...telemetry import Snapshot
+from .workload import STATE_STYLES
+
+
+class HeaderBar(Widget):
+    DEFAULT_CSS = "HeaderBar { height: 2; background: $panel; padding: 0 1; }"
+
+    def __init__(self, host: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.snapshot: Snapshot | None = None
+        self.workload: WorkloadState | None = None
+        self.pending: dict | None = None
+        self.health: list[SourceHealth] = []
+        self.metrics_url = ""
+
+    def show(self, snapshot, workload, pending, health, metrics_url) -> None:
+        self.snapshot, self.workload, self.pending = snapshot, workload, pending
+        self.health, self.metrics_url = health, metrics_url
+        self.refresh()
+
+    def render(self) -> Group:
+        top = Text("neurontui ", style="bold")
+        top.append(self.host)
+        instance = self.snapshot.instance.get("instance_type") if self.snapshot else None
+        if instance:
+            top.append(f" · {instance}", style="bold")
+        for health in self.health:
+            top.append(f"  {health.name} ")
+            top.append("up" if health.up else "down", style="green" if health.up else "bold red")
+            if health.bad_lines:
+                top.append(f" ({health.bad_lines} bad lines)", style="yellow")
+        if self.metrics_url:
+            top.append(f"  metrics {self.metrics_url}", style="dim")
+        return Group(top, self.workload_line())
+
+    def workload_line(self) -> Text:
+        config = self.pending
+        if config is None:
+            return Text("no workload", style="dim")
+        wl = self.workload
+        backend = config["backend"]
+        if wl is not None and wl.hello is not None and backend == "auto":
+            backend = wl.hello.backend
+        line = Text(" · ".join([config["model"], backend, config["mode"], f"batch {config['batch']}",
+                                f"conc {config['concurrency']}", config["scenario"]]))
+        if wl is not None and wl.config and {k: wl.config.get(k) for k in config} != config:
+            line.append("  restarting…", style="bold yellow")
+        elif wl is not None:
+            line.append("  ● ", style=STATE_STYLES.get(wl.state, "bold cyan"))
+            line.append(wl.state, style=STATE_STYLES.get(wl.state, "bold cyan"))
+        return line

@@ -1,0 +1,100 @@
+"""The workload's live figures: phase with progress until numbers arrive, then throughput
+and latency percentiles; figures of the previous run stay, dimmed, until new ones come."""
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.widget import Widget
+
+from workloads.protocol import LatencyHistogram
+
+from ...format import format_bytes, format_count, format_rate, format_seconds
+from ...store import WorkloadState
+from .bars import panel_lines, bar
+
+LIVE_SECONDS = 5.0  # "live" percentiles merge the windows of the last few seconds
+STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "crashed": "bold red", "exited": "dim",
+                "idle": "dim"}
+
+
+class WorkloadPanel(Widget):
+    DEFAULT_CSS = "WorkloadPanel { height: auto; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.current: WorkloadState | None = None
+        self.previous: WorkloadState | None = None
+        self.enabled = True
+
+    def show(self, current: WorkloadState, previous: WorkloadState | None, enabled: bool = True) -> None:
+        self.current, self.previous, self.enabled = current, previous, enabled
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        wl = self.current
+        if not self.enabled:
+            return Text("no workload (--no-workload): watching the hardware only", style="dim")
+        if wl is None:
+            return Text("starting the workload…", style="dim")
+        lines = [state_line(wl, self.size.width or 40)]
+        if wl.windows:
+            lines += figures(wl, dim=False)
+        elif self.previous is not None and self.previous.windows:
+            lines.append(Text(f"previous run ({run_label(self.previous)}):", style="dim"))
+            lines += figures(self.previous, dim=True)
+        if wl.ready is not None:
+            lines.append(ready_line(wl))
+        return panel_lines(lines)
+
+
+def run_label(wl: WorkloadState) -> str:
+    c = wl.config
+    return f"{c.get('model')} {c.get('mode')} b{c.get('batch')} c{c.get('concurrency')}"
+
+
+def state_line(wl: WorkloadState, width: int) -> Text:
+    line = Text(f"{wl.state:<9}", style=STATE_STYLES.get(wl.state, "bold cyan"))
+    if not wl.windows and wl.phase is not None and wl.state not in ("crashed", "exited"):
+        # the progress indicator shown until the first numbers arrive
+        detail = f" {wl.phase.progress * 100:3.0f}% {wl.phase.detail}"
+        line.append_text(bar(wl.phase.progress, max(min(20, width - 9 - len(detail)), 4), "cyan"))
+        line.append(detail[: max(width - 30, 5)], style="dim")
+    elif wl.state in ("crashed", "exited") and wl.exit_code is not None:
+        line.append(f" exit {wl.exit_code}", style="dim")
+        if wl.last_error is not None:
+            line.append(f"  {wl.last_error.kind}: {wl.last_error.message}", style="red")
+    elif wl.windows:
+        first, last = wl.windows[0], wl.windows[-1]
+        line.append(f" {last.end - first.start:6.1f} s  done {format_count(wl.completed_total)}"
+                    f"  errors {wl.errors_total}", style="dim" if wl.state == "paused" else "")
+    return line
+
+
+def figures(wl: WorkloadState, dim: bool) -> list[Text]:
+    last = wl.windows[-1]
+    live = LatencyHistogram()
+    for window in reversed(wl.windows):
+        if window.end < last.end - LIVE_SECONDS:
+            break
+        live.merge(window.histogram())
+    style = "dim" if dim else ""
+    value_style = "dim" if dim else "bold"
+    throughput = Text("throughput ", style="dim")
+    throughput.append(format_rate(last.throughput), style=value_style)
+    throughput.append(f"  run p50 {format_seconds(wl.latency_total.percentile(50))}"
+                      f" p99 {format_seconds(wl.latency_total.percentile(99))}", style="dim")
+    latency = Text()
+    for q in (50, 90, 99, 99.9):
+        latency.append(f"p{q:g} ", style="dim")
+        latency.append(f"{format_seconds(live.percentile(q))} ", style=value_style if q in (50, 99) else style)
+    return [throughput, latency]
+
+
+def ready_line(wl: WorkloadState) -> Text:
+    r = wl.ready
+    assert r is not None
+    parts = [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
+    if r.device_memory_bytes:
+        parts.append(f"dev {format_bytes(r.device_memory_bytes)}")
+    parts += [f"compile {r.compile_seconds:.1f} s" + (" cached" if r.cached else ""), f"load {r.load_seconds:.1f} s"]
+    return Text(" · ".join(parts), style="dim")

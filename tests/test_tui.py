@@ -1,0 +1,194 @@
+"""The dashboard driven with Textual's Pilot: keys change the settings and restart the real
+workload child, panels show what the Store holds, keys are dimmed where they do not apply."""
+import asyncio
+import functools
+import json
+import time
+
+import pytest
+
+from neurontui.sources.neuron_report import parse_report
+from neurontui.store import Store
+from neurontui.telemetry import Core, Snapshot
+from neurontui.tui.app import NeuronTUI
+from neurontui.tui.screens.help import HelpScreen
+from neurontui.tui.widgets.cores import CoresPanel
+from neurontui.tui.widgets.events import EventsPanel
+from neurontui.tui.widgets.workload import WorkloadPanel
+from neurontui.workload import WorkloadProcess
+from tests.conftest import FIXTURES
+from workloads.config import WorkloadConfig
+
+FAST_CPU_RUN = WorkloadConfig(model="cnn", backend="cpu", warmup=0.2, window=0.25)
+
+
+def sync(scenario):
+    """Run an async Pilot scenario as a plain test (no asyncio plugin needed)."""
+    @functools.wraps(scenario)
+    def test(*args, **kwargs):
+        return asyncio.run(scenario(*args, **kwargs))
+    return test
+
+
+def plain(widget) -> str:
+    rendered = widget.render()
+    return "\n".join(text.plain for text in getattr(rendered, "renderables", [rendered]))
+
+
+async def wait_for(pilot, predicate, timeout=90.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.2)
+
+
+def snapshot_with_cores(n: int, kind: str = "neuroncore") -> Snapshot:
+    return Snapshot(time=1000.0, source="replay", cores=[Core(kind=kind, index=i, utilization=i / n) for i in range(n)])
+
+
+def events_text(store: Store) -> str:
+    return "\n".join(f"{e.level} {e.source}: {e.text}" for e in store.events)
+
+
+@pytest.mark.parametrize("size,dense", [((160, 48), False), ((80, 24), True)])
+@sync
+async def test_no_core_is_dropped_on_a_64_core_host(size, dense):
+    store = Store()
+    store.publish_snapshot(snapshot_with_cores(64))
+    app = NeuronTUI(store, None, host="test-host")
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        text = plain(app.query_one(CoresPanel))
+        assert "NeuronCores ×64" in text
+        if dense:  # one cell per core
+            assert sum(text.count(cell) for cell in "·▁▂▃▄▅▆▇█") == 64
+        else:  # one labelled bar per core
+            labels = {int(line.split()[i]) for line in text.splitlines()[1:] for i in range(0, len(line.split()), 3)}
+            assert labels == set(range(64))
+
+
+@sync
+async def test_resize_switches_between_compact_and_full_layout():
+    store = Store()
+    store.publish_snapshot(parse_report((FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text(), 1000.0).snapshot)
+    app = NeuronTUI(store, None, host="test-host")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.has_class("-compact") and not app.query_one("#plot-util").display
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert not app.has_class("-compact") and app.query_one("#plot-util").display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert app.has_class("-compact")
+
+
+@sync
+async def test_without_a_workload_its_keys_are_dimmed_and_do_nothing():
+    store = Store()
+    app = NeuronTUI(store, None, host="test-host")
+    async with app.run_test() as pilot:
+        for action, parameters in (("mode", ("dp",)), ("batch", (2,)), ("pause", ()), ("restart", ()),
+                                   ("export", ()), ("pick_model", ())):
+            assert app.check_action(action, parameters) is None, action
+        assert app.check_action("window", ()) and app.check_action("help", ())
+        await pilot.press("d", "plus", "r")
+        assert app.config is None and store.workload.run_id == 0
+        assert "no workload" in plain(app.query_one(WorkloadPanel))
+
+
+@sync
+async def test_window_key_cycles_1_5_15_minutes():
+    app = NeuronTUI(Store(), None, host="test-host")
+    async with app.run_test() as pilot:
+        seen = [app.window]
+        for _ in range(3):
+            await pilot.press("w")
+            seen.append(app.window)
+        assert seen == [60, 300, 900, 60]
+
+
+@sync
+async def test_help_opens_and_closes_and_screenshot_key_writes_an_svg(tmp_path):
+    app = NeuronTUI(Store(), None, host="test-host", output_dir=str(tmp_path))
+    async with app.run_test() as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("S")
+        await pilot.pause()
+    svgs = list(tmp_path.glob("*.svg"))
+    assert len(svgs) == 1 and svgs[0].read_text().lstrip().startswith("<svg")
+
+
+@pytest.mark.slow
+@sync
+async def test_a_failing_child_is_an_event_and_r_restarts_it(child_env):
+    """Neuron on a host without Neuron: the child fails for real; the dashboard says so and lives on."""
+    store = Store()
+    trn1 = parse_report((FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text(), 1000.0).snapshot
+    store.publish_snapshot(trn1)
+    workload = WorkloadProcess(store, env=child_env)
+    app = NeuronTUI(store, WorkloadConfig(model="cnn", backend="neuron"), workload, host="test-host")
+    try:
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: store.workload.state in ("crashed", "exited"), what="the child to fail")
+            await pilot.pause(0.3)
+            assert any(e.level == "error" and e.source == "workload" for e in store.events), events_text(store)
+            assert "workload" in "\n".join(line.text for line in app.query_one(EventsPanel).lines)
+            # torch-neuronx on trn1 has no NeuronCore pipeline: the key is dimmed
+            assert app.check_action("mode", ("pipeline",)) is None
+            assert app.check_action("pause", ()) is None  # nothing runs to pause
+            first_run = store.workload.run_id
+            await pilot.press("r")
+            await wait_for(pilot, lambda: store.workload.run_id > first_run, what="a restart")
+            await pilot.press("m", "down", "enter")  # cnn -> resnet50
+            assert app.config.model == "resnet50"
+    finally:
+        app.shutdown()
+    assert not workload.running
+
+
+@pytest.mark.slow
+@sync
+async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp_path):
+    store = Store()
+    workload = WorkloadProcess(store, env=child_env)
+    app = NeuronTUI(store, FAST_CPU_RUN, workload, host="test-host", output_dir=str(tmp_path))
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: len(store.workload.windows) >= 2, what="first windows")
+            first = store.workload
+            assert app.check_action("batch", (-2,)) is None  # batch 1 cannot go lower
+            assert app.check_action("concurrency", (-2,)) is None
+            assert app.check_action("mode", ("single",)) is None  # already single
+
+            await pilot.press("e")  # export of the run on screen
+            await wait_for(pilot, lambda: list(tmp_path.glob("*.json")), timeout=20, what="the export")
+            row = json.loads(next(tmp_path.glob("*.json")).read_text())["rows"][0]
+            assert row["model"] == "cnn" and row["completed"] > 0
+
+            await pilot.press("plus", "c")
+            assert (app.config.batch, app.config.concurrency) == (2, 2)
+            await wait_for(pilot, lambda: store.workload.config.get("batch") == 2, what="restart with new settings")
+            assert store.workload.run_id > first.run_id and store.workload.config["concurrency"] == 2
+            if not store.workload.windows:  # the last run's figures, dimmed, until new ones arrive
+                assert "previous run" in plain(app.query_one(WorkloadPanel))
+            await wait_for(pilot, lambda: store.workload.windows, what="windows of the new run")
+            await pilot.pause(0.3)
+            assert "previous run" not in plain(app.query_one(WorkloadPanel))
+            assert app.check_action("batch", (-2,)) and app.check_action("concurrency", (-2,))
+
+            await pilot.press("space")
+            await wait_for(pilot, lambda: store.workload.state == "paused", timeout=10, what="pause")
+            await pilot.press("space")
+            await wait_for(pilot, lambda: store.workload.state == "running", timeout=10, what="resume")
+
+            await pilot.press("d")
+            assert app.config.mode == "dp"
+            await wait_for(pilot, lambda: store.workload.config.get("mode") == "dp", what="restart in DataParallel")
+            child = workload.pid
+    finally:
+        app.shutdown()
+    assert not workload.running and child is not None
