@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -106,7 +106,7 @@ def _float_label(value: float) -> str:
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: Store, aws_labels: bool = False, clock=time.time) -> None:
+    def __init__(self, store: Store, aws_labels: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.aws_labels = aws_labels
         self.clock = clock
@@ -119,10 +119,8 @@ class StoreCollector(Collector):
         out = _Families()
         with self.store.lock():
             snapshot = self.store.latest
-            fresh = snapshot is not None and self._source_alive(snapshot.source)
             self._health(out)
-            if fresh:
-                assert snapshot is not None
+            if snapshot is not None and self._source_alive(snapshot.source):
                 self._group_errors(out, snapshot)
                 self._neuron(out, snapshot)
                 self._system(out, snapshot)
@@ -247,11 +245,12 @@ class StoreCollector(Collector):
                  {key: "" if value is None else str(value) for key, value in settings.items()})
         out.counter("neurontui_workload_starts", "Workload child (re)starts", {}, workload.run_id)
         # Counters of the current run: a restart resets them, which rate() handles.
-        out.counter("neurontui_workload_requests", "Inferences completed by the workload, a batch of n counting n (this run)", {},
+        out.counter("neurontui_workload_requests",
+                    "Inferences completed by the workload, a batch of n counting n (this run)", {},
                     workload.completed_total)
         out.counter("neurontui_workload_errors", "Inferences that failed (this run)", {}, workload.errors_total)
-        out.histogram("neurontui_workload_latency_seconds", "Latency of each inference (this run, warm-up excluded)", {},
-                      workload.latency_total)
+        out.histogram("neurontui_workload_latency_seconds",
+                      "Latency of each inference (this run, warm-up excluded)", {}, workload.latency_total)
         window = workload.last_window
         if window is not None:
             out.gauge("neurontui_workload_throughput_requests_per_second",

@@ -410,7 +410,8 @@ def test_kubernetes_example_is_consistent():
 def test_a_failing_scrape_answers_500_and_logs_once_instead_of_printing_a_traceback(capfd):
     store = Store()
     # a source bug: a value that is no number
-    store.publish_snapshot(Snapshot(time=time.time(), source="host", cores=[Core("gpu", 0, 0.5, memory_used_bytes="lots")]))
+    broken = Core("gpu", 0, 0.5, memory_used_bytes="lots")
+    store.publish_snapshot(Snapshot(time=time.time(), source="host", cores=[broken]))
     exporter = start_exporter(store, args())
     try:
         for _ in range(2):
@@ -418,7 +419,8 @@ def test_a_failing_scrape_answers_500_and_logs_once_instead_of_printing_a_traceb
                 urllib.request.urlopen(exporter.url, timeout=10)
             assert failed.value.code == 500
         assert [e.text for e in store.events if e.source == "exporter"] == [failed.value.read().decode().strip()]
-        store.publish_snapshot(Snapshot(time=time.time(), source="host", cores=[Core("gpu", 0, 0.5, memory_used_bytes=1)]))
+        fixed = Core("gpu", 0, 0.5, memory_used_bytes=1)
+        store.publish_snapshot(Snapshot(time=time.time(), source="host", cores=[fixed]))
         with urllib.request.urlopen(exporter.url, timeout=10) as response:
             assert value(response.read().decode(), "neurontui_device_memory_used_bytes", kind="gpu", core="0") == 1
     finally:
