@@ -271,6 +271,16 @@ def test_workload_counters_histogram_and_info():
     assert value(text, "neurontui_workload_state", state="running") == 1
     assert value(text, "neurontui_workload_state", state="crashed") == 0
 
+    store.workload_state("crashed", exit_code=-11)  # the child died: its figures stay, its state says so
+    text = exposition(store)
+    assert value(text, "neurontui_workload_state", state="crashed") == 1
+    assert value(text, "neurontui_workload_state", state="running") == 0
+    assert value(text, "neurontui_workload_requests_total") == len(latencies)
+    store.workload_starting({"model": "cnn", "backend": "cpu"}, pid=43)  # restarted with `r`
+    text = exposition(store)
+    assert value(text, "neurontui_workload_starts_total") == 2
+    assert value(text, "neurontui_workload_requests_total") == 0
+
 
 def test_promtool_finds_nothing_but_aws_vcpu_count_name():
     promtool = shutil.which("promtool")
