@@ -76,6 +76,7 @@ class Gpus:
         self.problem = ""
         self._nvml: Any = None
         self._handles: list[Any] = []
+        self._memory_v2 = True
         try:
             import pynvml
         except ImportError:
@@ -100,12 +101,23 @@ class Gpus:
             try:
                 core.name = _text(nvml.nvmlDeviceGetName(handle))
                 core.utilization = _ratio(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+                memory = self._memory_info(handle)
                 core.memory_used_bytes, core.memory_total_bytes = int(memory.used), int(memory.total)
             except nvml.NVMLError as exc:
                 errors.append(f"gpu[{index}]: {exc}")
             cores.append(core)
         return cores
+
+    def _memory_info(self, handle: Any) -> Any:
+        # v2 counts driver-reserved memory apart from `used`, as nvidia-smi does; v1 (older
+        # drivers and nvidia-ml-py) counts it as used: an idle H200 would show 615 MiB "used".
+        nvml = self._nvml
+        if self._memory_v2:
+            try:
+                return nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2)
+            except (nvml.NVMLError, TypeError, AttributeError):
+                self._memory_v2 = False
+        return nvml.nvmlDeviceGetMemoryInfo(handle)
 
     def close(self) -> None:
         if self._nvml is not None:
