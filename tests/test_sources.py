@@ -241,6 +241,29 @@ def test_replay_paces_reports_by_their_period(tmp_path):
     assert elapsed >= 0.18  # two gaps of ~1.03 s at 10x; a replay that ignores periods takes ~0
 
 
+def test_replay_paces_a_recording_by_its_timestamps(tmp_path):
+    report = json.loads(V1.read_text())
+    path = tmp_path / "recording.jsonl"
+    path.write_text("".join(json.dumps({"t": 100.0 + 2 * i, "source": "neuron-monitor", "report": report}) + "\n"
+                            for i in range(3)))
+    started = time.monotonic()
+    source, store, snapshots = play(path, speed=20.0)
+    assert source.finished.wait(5)
+    assert len(snapshots) == 3
+    assert time.monotonic() - started >= 0.18  # two 2 s gaps at 20x
+
+
+def test_recording_to_an_unwritable_path_is_reported_once():
+    store = Store()
+    recorder = Recorder("/nonexistent-dir/session.jsonl", store)
+    for _ in range(3):
+        recorder.report(b'{"system_data": {}}', 1.0, "neuron-monitor")
+    assert recorder.failed and recorder.lines == 0
+    assert [e.text for e in store.events] == [
+        "recording to /nonexistent-dir/session.jsonl stopped: [Errno 2] No such file or directory: "
+        "'/nonexistent-dir/session.jsonl'"]
+
+
 def test_replay_loops_until_stopped(tmp_path):
     path = tmp_path / "one.jsonl"
     path.write_text(json.dumps(json.loads(V1.read_text())) + "\n")
