@@ -50,7 +50,7 @@ class HostSource(Source):
             snap.cores.append(Core("vcpu", index, utilization=_ratio(100.0 - times.idle)))
         snap.vcpu_count = len(per_cpu)
         if per_cpu:
-            snap.vcpu_user_ratio = _ratio(sum(t.user + t.nice for t in per_cpu) / len(per_cpu))
+            snap.vcpu_user_ratio = _ratio(sum(t.user + getattr(t, "nice", 0.0) for t in per_cpu) / len(per_cpu))
             snap.vcpu_system_ratio = _ratio(sum(t.system + getattr(t, "iowait", 0.0) + getattr(t, "irq", 0.0)
                                                 + getattr(t, "softirq", 0.0) for t in per_cpu) / len(per_cpu))
         memory = psutil.virtual_memory()

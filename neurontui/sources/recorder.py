@@ -25,6 +25,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self.failed = False
+        self.closed = False
         self.lines = 0
 
     def report(self, raw: bytes, time: float, source: str) -> None:
@@ -41,7 +42,7 @@ class Recorder:
 
     def _write(self, line: bytes) -> None:
         with self._lock:
-            if self.failed:
+            if self.failed or self.closed:  # a source thread that outlived stop() must not reopen the file
                 return
             try:
                 if self._file is None:
@@ -56,6 +57,7 @@ class Recorder:
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             self._close_quietly()
 
     def _close_quietly(self) -> None:
