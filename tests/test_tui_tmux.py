@@ -1,0 +1,116 @@
+"""The real `neurontui` binary in a real terminal (tmux): it starts, shows live numbers,
+takes keys, and however it is ended (q, Ctrl-C, SIGTERM, SIGHUP) leaves no process behind."""
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+
+LIVE_NUMBERS = re.compile(r"throughput \d")
+
+
+class Terminal:
+    """A private tmux server (its own socket) running one command in a 100x30 pane."""
+
+    def __init__(self, command: list[str], env: dict[str, str], tmp_path) -> None:
+        self.socket = f"neurontui-test-{os.getpid()}-{id(self)}"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        line = f"cd {shlex.quote(str(tmp_path))} && exec env {exports} {shlex.join(command)}"
+        self.tmux("new-session", "-d", "-s", "main", "-x", "100", "-y", "30", line)
+        self.pid = int(self.tmux("display-message", "-p", "-t", "main", "#{pane_pid}").strip())
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        try:
+            return self.tmux("capture-pane", "-p", "-t", "main")
+        except subprocess.CalledProcessError:
+            return ""  # the pane closed with the app
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "main", *keys)
+
+    def wait_screen(self, predicate, timeout: float = 90.0, what: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if predicate(text):
+                return text
+            assert time.monotonic() < deadline, f"timed out waiting for {what}; screen:\n{text}"
+            time.sleep(0.3)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def alive(pids: list[int]) -> list[int]:
+    left = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return left
+
+
+@pytest.fixture
+def dashboard(child_env, tmp_path):
+    env = {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    command = [sys.executable, "-m", "neurontui", "--model", "cnn", "--backend", "cpu", "--monitor", "host",
+               "--prometheus-port", "0", "--warmup", "0.2", "--window", "0.25"]
+    terminal = Terminal(command, env, tmp_path)
+    yield terminal
+    terminal.close()
+
+
+def ended_cleanly(terminal: Terminal, descendants: list[int], timeout: float = 30.0, by_themselves: bool = False) -> None:
+    """neurontui exits and its descendants are gone: stopped by it, or (after SIGKILL, which no
+    process can handle) by their own parent-death watch."""
+    deadline = time.monotonic() + timeout
+    while alive([terminal.pid]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive([terminal.pid]), "neurontui did not exit"
+    while by_themselves and alive(descendants) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(descendants) == [], "processes outlived neurontui"
+
+
+def test_live_numbers_keys_and_quit_leave_no_process(dashboard):
+    screen = dashboard.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
+    assert "cnn · cpu · single · batch 1" in screen and "vCPUs" in screen
+    descendants = [p.pid for p in psutil.Process(dashboard.pid).children(recursive=True)]
+    assert descendants, "the workload child should be running"
+    dashboard.keys("+")
+    dashboard.wait_screen(lambda s: "batch 2" in s, timeout=10, what="the batch switch in the header")
+    dashboard.wait_screen(lambda s: "switching to batch 2" in s, timeout=10, what="the switch in the events")
+    dashboard.keys("?")
+    dashboard.wait_screen(lambda s: "double / halve the batch" in s, timeout=10, what="the help screen")
+    dashboard.keys("Escape")
+    dashboard.wait_screen(lambda s: "double / halve" not in s, timeout=10, what="the help screen to close")
+    descendants += [p.pid for p in psutil.Process(dashboard.pid).children(recursive=True)]
+    dashboard.keys("q")
+    ended_cleanly(dashboard, descendants)
+
+
+@pytest.mark.parametrize("ending", ["C-c", signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
+                         ids=["ctrl-c", "SIGTERM", "SIGHUP", "SIGKILL"])
+def test_ctrl_c_and_signals_end_it_without_orphans(dashboard, ending):
+    dashboard.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
+    descendants = [p.pid for p in psutil.Process(dashboard.pid).children(recursive=True)]
+    assert descendants, "the workload child should be running"
+    if isinstance(ending, str):
+        dashboard.keys(ending)
+    else:
+        os.kill(dashboard.pid, ending)
+    ended_cleanly(dashboard, descendants, by_themselves=ending == signal.SIGKILL)
