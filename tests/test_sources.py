@@ -264,11 +264,16 @@ def test_recording_to_an_unwritable_path_is_reported_once():
         "'/nonexistent-dir/session.jsonl'"]
 
 
-def test_replay_loops_until_stopped(tmp_path):
+def test_replay_loops_until_stopped_at_the_reports_pace(tmp_path):
     path = tmp_path / "one.jsonl"
     path.write_text(json.dumps(json.loads(V1.read_text())) + "\n")
-    source, store, snapshots = play(path, loop=True)
+    started = time.monotonic()
+    source, store, snapshots = play(path, loop=True, speed=20.0)
     assert wait_for(lambda: len(snapshots) >= 3)
+    # each pass waits the report's ~1 s period (at 20x), rather than spinning
+    assert time.monotonic() - started >= 0.09
+    time.sleep(0.3)
+    assert len(snapshots) < 15
     assert not source.finished.is_set()
     source.stop()
     assert source.finished.is_set()

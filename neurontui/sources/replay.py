@@ -36,9 +36,11 @@ class ReplaySource(Source):
 
     def run(self) -> None:
         try:
+            first_pass = True
             while not self.stopping:
                 played_before = self.played
-                self.play_file()
+                self.play_file(first_pass)
+                first_pass = False
                 if not self.loop or self.played == played_before:
                     break
         except OSError as exc:
@@ -48,8 +50,9 @@ class ReplaySource(Source):
                 self.store.log("info", self.name, f"replay of {self.path} finished after {self.played} samples")
             self.finished.set()
 
-    def play_file(self) -> None:
-        first = True
+    def play_file(self, first_pass: bool) -> None:
+        # Only the very first sample plays at once; a loop's restart waits like any other.
+        first = first_pass
         previous: float | None = None
         report_sources: set[str] = set()
         for entry in self.entries():
@@ -60,7 +63,7 @@ class ReplaySource(Source):
                 continue
             if first:
                 gap = 0.0
-            elif recorded is not None and previous is not None:
+            elif recorded is not None and previous is not None:  # gap between two recorded samples
                 gap = min(max(recorded - previous, 0.0), MAX_GAP_SECONDS)
             else:
                 gap = _report_period(entry)  # a bare report covers its own period
