@@ -90,7 +90,7 @@ def _pipeline_size(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -
     return Hint(
         f"pipeline:{model}:{cores}",
         f"pipeline rule of thumb for {model} ({format_count(wl.ready.params)} params): {suggested} NeuronCores "
-        f"(4*round(params/2e7), clamped to 1..{cores}); press p to try it",
+        f"(4*round(params/2e7), clamped to 1..{cores})" + ("" if wl.config.get("mode") == "pipeline" else "; press p"),
     )
 
 

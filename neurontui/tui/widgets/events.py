@@ -25,7 +25,8 @@ def new_items(items: Sequence, last_seen: object | None) -> list:
 def event_line(event: LogEvent) -> Text:
     line = Text(time.strftime("%H:%M:%S ", time.localtime(event.time)), style="dim")
     line.append(f"{event.level:<5} ", style=LEVEL_STYLES.get(event.level, ""))
-    line.append(f"{event.source}: ", style="dim")
+    if event.source != event.level:
+        line.append(f"{event.source}: ", style="dim")
     line.append(event.text, style=LEVEL_STYLES.get(event.level, "") if event.level == "error" else "")
     return line
 

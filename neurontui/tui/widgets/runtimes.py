@@ -33,7 +33,7 @@ def runtime_row(runtime: Runtime) -> tuple[str, ...]:
 
 
 class RuntimesPanel(DataTable):
-    DEFAULT_CSS = "RuntimesPanel { height: auto; max-height: 6; }"
+    DEFAULT_CSS = "RuntimesPanel { height: auto; max-height: 6; scrollbar-size: 0 0; }"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="none", zebra_stripes=False, **kwargs)

@@ -53,12 +53,12 @@ def run_label(wl: WorkloadState) -> str:
 
 
 def state_line(wl: WorkloadState, width: int) -> Text:
-    line = Text(f"{wl.state:<9}", style=STATE_STYLES.get(wl.state, "bold cyan"))
+    line = Text(f"{wl.state:<10}", style=STATE_STYLES.get(wl.state, "bold cyan"))
     if not wl.windows and wl.phase is not None and wl.state not in ("crashed", "exited"):
         # the progress indicator shown until the first numbers arrive
-        detail = f" {wl.phase.progress * 100:3.0f}% {wl.phase.detail}"
-        line.append_text(bar(wl.phase.progress, max(min(20, width - 9 - len(detail)), 4), "cyan"))
-        line.append(detail[: max(width - 30, 5)], style="dim")
+        line.append_text(bar(wl.phase.progress, max(min(20, width - 16), 4), "cyan"))
+        line.append(f" {wl.phase.progress * 100:3.0f}% ")
+        line.append(wl.phase.detail, style="dim")
     elif wl.state in ("crashed", "exited") and wl.exit_code is not None:
         line.append(f" exit {wl.exit_code}", style="dim")
         if wl.last_error is not None:
