@@ -181,7 +181,8 @@ class Store:
     def bad_line(self, name: str, line: str | bytes, reason: str) -> None:
         """Count an unreadable line; keep the last one (shortened) for display."""
         if isinstance(line, bytes):
-            line = line.decode("utf-8", "replace")
+            line = line[:1000].decode("utf-8", "replace")  # a 10 MB line is shown by its start
+        line = line.rstrip("\r\n")
         with self._lock:
             health = self._health(name)
             health.bad_lines += 1

@@ -147,23 +147,30 @@ class WorkloadProcess:
     # -- threads ------------------------------------------------------------------------
     def _read_stdout(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
-        for line in iter(proc.stdout.readline, b""):
-            if proc is not self._proc:
-                break
-            self._last_event = time.monotonic()
-            if not line.strip():
-                continue
-            try:
-                event = decode(line)
-            except ProtocolError as exc:
-                self.store.bad_line(SOURCE, line, str(exc))
-                continue
-            if isinstance(event, Bye):
-                self._bye = event
-                continue
+        try:
+            for line in iter(proc.stdout.readline, b""):
+                if proc is not self._proc:
+                    break
+                self._last_event = time.monotonic()
+                if line.strip():
+                    self._take(line)
+        finally:  # whatever happened above, the exit is reported and wait() returns
+            code = proc.wait()
+            self._finished(proc, code)
+
+    def _take(self, line: bytes) -> None:
+        try:
+            event = decode(line)
+        except ProtocolError as exc:
+            self.store.bad_line(SOURCE, line, str(exc))
+            return
+        if isinstance(event, Bye):
+            self._bye = event
+            return
+        try:
             self.store.workload_event(event)
-        code = proc.wait()
-        self._finished(proc, code)
+        except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop the reading (the child would block)
+            self.store.bad_line(SOURCE, line, f"a consumer failed on this event: {type(exc).__name__}: {exc}")
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):

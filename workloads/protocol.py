@@ -25,6 +25,9 @@ from typing import Any, ClassVar
 PROTOCOL_VERSION = 1
 PHASES = ("building", "compiling", "loading", "warmup", "running")
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+# Every number in an event is a count, a time, a size or a ratio: finite, >= 0 and within
+# int64, so counters and Prometheus (float64) hold it. Anything else is a bad line.
+MAX_NUMBER = 2**63
 
 
 class ProtocolError(ValueError):
@@ -41,6 +44,7 @@ class LatencyHistogram:
 
     GAMMA = 1.01
     MIN_SECONDS = 1e-7
+    MAX_INDEX = 1 << 16  # bucket 65536 is ~1e276 s; a larger index would overflow bucket_value()
     _LOG_GAMMA = math.log(GAMMA)
 
     __slots__ = ("buckets", "count", "total", "minimum", "maximum")
@@ -125,21 +129,39 @@ class LatencyHistogram:
     def from_dict(cls, data: dict[str, Any]) -> LatencyHistogram:
         if data.get("gamma", cls.GAMMA) != cls.GAMMA or data.get("min_seconds", cls.MIN_SECONDS) != cls.MIN_SECONDS:
             raise ProtocolError("histogram uses a different bucket layout")
+        buckets = data.get("buckets") or {}
+        if not isinstance(buckets, dict):
+            raise ProtocolError("histogram buckets are not an object")
         hist = cls()
         try:
-            for key, n in (data.get("buckets") or {}).items():
-                n = int(n)
-                if n < 0:
-                    raise ProtocolError("negative bucket count")
-                hist.buckets[int(key)] = n
+            for key, n in buckets.items():
+                index = int(key)
+                if not 0 <= index <= cls.MAX_INDEX or not _is_count(n):
+                    raise ProtocolError(f"bad histogram bucket {key!r}: {n!r}")
+                hist.buckets[index] = n
             hist.count = sum(hist.buckets.values())
-            hist.total = float(data.get("sum") or 0.0)
+            hist.total = _number(data.get("sum") or 0.0)
             if hist.count:
-                hist.minimum = float(data["min"])
-                hist.maximum = float(data["max"])
-        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                hist.minimum = _number(data["min"])
+                hist.maximum = _number(data["max"])
+        except (TypeError, ValueError, KeyError) as exc:
             raise ProtocolError(f"bad histogram: {exc}") from exc
         return hist
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value < MAX_NUMBER and value == value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and _is_number(value)
+
+
+def _number(value: Any) -> float:
+    if not _is_number(value):
+        raise ValueError(f"{value!r} is not a finite number >= 0")
+    return float(value)
 
 
 def percentile_key(q: float) -> str:
@@ -242,7 +264,7 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.KIND: cls for cls in (Hello, Phase, R
 def decode(line: str | bytes) -> Event:
     """Parse one stdout line into an Event; unknown keys are ignored, bad lines raise ProtocolError."""
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -260,8 +282,28 @@ def decode(line: str | bytes) -> Event:
             expected = _FIELD_KINDS.get(f.type if isinstance(f.type, str) else "")
             if expected and not isinstance(value, expected) or isinstance(value, bool) and f.type in ("int", "float"):
                 raise ProtocolError(f"{kind}.{f.name} has type {type(value).__name__}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
+                raise ProtocolError(f"{kind}.{f.name} is out of range: {value!r:.40}")
             kwargs[f.name] = value
-    return cls(**kwargs)
+    event = cls(**kwargs)
+    if isinstance(event, Phase) and event.phase not in PHASES:
+        raise ProtocolError(f"unknown phase {event.phase!r:.40}")
+    if isinstance(event, Window):
+        _check_window(event)
+    return event
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number an event may carry")
+
+
+def _check_window(window: Window) -> None:
+    """Consumers merge the histogram and do arithmetic on the rest: check them here, once."""
+    window.histogram()
+    if not all(value is None or _is_number(value) for value in window.percentiles.values()):
+        raise ProtocolError("window.percentiles holds a value that is not a number")
+    if not all(_is_count(n) for n in window.per_core_completed):
+        raise ProtocolError("window.per_core_completed holds a value that is not a count")
 
 
 _FIELD_KINDS: dict[str, tuple[type, ...]] = {
