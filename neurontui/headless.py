@@ -26,6 +26,7 @@ from .workload import WorkloadProcess, describe_exit
 
 DEFAULT_EXPORT_SECONDS = 10.0
 TICK_SECONDS = 0.25
+STDERR_LINES_SHOWN = 5  # of a failed child, under its row's summary
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A child that says it cannot do a combination is skipped, not failed.
 SKIP_ERROR_KINDS = ("unsupported", "backend-unavailable", "usage")
@@ -139,17 +140,18 @@ class HeadlessRun:
             self.progress.update(f"{label}: {text}", fraction)
         child.stop()
         self.stats.active = False
-        status, reason = self._verdict()
+        status, reason = self._verdict(config)
         if status == "interrupted" and not self.store.workload.completed_total:
             return  # nothing was measured: no row
         self._add_row(config, status, reason, started_at, label)
 
-    def _verdict(self) -> tuple[str, str | None]:
+    def _verdict(self, config: WorkloadConfig) -> tuple[str, str | None]:
         workload = self.store.workload
         error = workload.last_error
         if error is not None and error.fatal and error.kind in SKIP_ERROR_KINDS and not workload.windows:
             return "skipped", f"{error.kind}: {error.message}"
-        if self.stop.is_set():
+        # without --duration a run lasts until a signal: then the signal is its normal end
+        if self.stop.is_set() and config.duration is not None:
             return "interrupted", f"stopped by {self.stopped_by}"
         if workload.state == "crashed" or error is not None and error.fatal:
             detail = f"{error.kind}: {error.message}" if error else (list(workload.stderr_tail) or [""])[-1]
@@ -165,6 +167,9 @@ class HeadlessRun:
         self.document["host"] = host
         self.document["rows"].append(row)
         self.progress.message(f"{label}: {summarize(row)}")
+        if status == "failed":
+            for line in list(self.store.workload.stderr_tail)[-STDERR_LINES_SHOWN:]:
+                self.progress.message(f"    {line}")
         self._save()
 
     # -- telemetry only -------------------------------------------------------------------
@@ -213,8 +218,11 @@ class HeadlessRun:
                 return 1
         self.progress.close()
         if self.args.export:
-            self.progress.message(f"wrote {len(self.document['rows'])} row(s) to {self.args.export}")
-        if self.stop.is_set() and (self.args.export or self.args.sweep):
+            telemetry = self.document["telemetry"]
+            what = (f"telemetry of {telemetry['samples']} samples" if telemetry is not None
+                    else f"{len(self.document['rows'])} row(s)")
+            self.progress.message(f"wrote {what} to {self.args.export}")
+        if self.stop.is_set() and (self.args.export or self.args.sweep):  # results are incomplete
             return 128 + signal.Signals[self.stopped_by or "SIGINT"].value
         rows = self.document["rows"]
         if rows and not any(row["status"] in ("ok", "skipped") for row in rows):

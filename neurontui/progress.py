@@ -41,6 +41,8 @@ def describe(workload: WorkloadState, duration: float | None) -> tuple[str, floa
             text += f", p50 {p50 * 1e3:.3g} ms"
         return text, fraction
     phase = workload.phase
+    if state == "running":
+        return "running, first window pending", None
     if phase is not None and state == phase.phase:
         text = f"{phase.phase} {phase.progress:.0%}" + (f" ({phase.detail})" if phase.detail else "")
         return text, phase.progress if phase.phase == "compiling" else None
