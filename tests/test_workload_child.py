@@ -1,0 +1,181 @@
+"""The workload child as the parent sees it: real `python -m workloads` subprocesses, events on stdout."""
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from workloads.protocol import Bye, Error, Hello, Phase, Ready, Window, decode
+
+TIMEOUT = 120
+
+
+def start(args, env, cache_dir, stderr=subprocess.DEVNULL):
+    # stdin is the lifeline: it stays open while the child should live (EOF means "parent gone").
+    return subprocess.Popen([sys.executable, "-m", "workloads", *args, "--cache-dir", str(cache_dir)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env)
+
+
+def run_child(args, env, cache_dir):
+    with tempfile.TemporaryFile() as err:
+        proc = start(args, env, cache_dir, stderr=err)
+        try:
+            out = proc.stdout.read()
+            proc.wait(timeout=TIMEOUT)
+        finally:
+            proc.kill()
+            proc.stdin.close()
+        err.seek(0)
+        return proc.returncode, [decode(line) for line in out.splitlines()], err.read().decode()
+
+
+class EventReader:
+    """Decodes the child's stdout in a thread, so a test can wait with a timeout."""
+
+    def __init__(self, proc):
+        self.events = queue.Queue()
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stdout):
+        for line in stdout:
+            self.events.put(decode(line))
+        self.events.put(None)
+
+    def until(self, kind, limit=TIMEOUT):
+        """Events up to and including the first of type `kind`."""
+        seen = []
+        while True:
+            event = self.events.get(timeout=limit)
+            assert event is not None, f"child closed stdout before {kind.__name__}: {seen}"
+            seen.append(event)
+            if isinstance(event, kind):
+                return seen
+
+    def pending(self):
+        seen = []
+        while not self.events.empty():
+            seen.append(self.events.get())
+        return seen
+
+
+def send(proc, command):
+    proc.stdin.write(command.encode() + b"\n")
+    proc.stdin.flush()
+
+
+def only_error(events):
+    assert len(events) == 1 and isinstance(events[0], Error), events
+    return events[0]
+
+
+def test_cnn_single_stream_reports_lifecycle_windows_and_a_cache_hit_on_restart(child_env, tmp_path):
+    args = ["--model", "cnn", "--backend", "cpu", "--mode", "single", "--batch", "2",
+            "--duration", "1.2", "--warmup", "0.3", "--window", "0.4"]
+    code, events, err = run_child(args, child_env, tmp_path)
+    assert code == 0, err
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Hello and kinds[-1] is Bye
+    phases = [e.phase for e in events if isinstance(e, Phase)]
+    assert phases[:5] == ["building", "compiling", "loading", "warmup", "running"]
+    ready = next(e for e in events if isinstance(e, Ready))
+    assert ready.params == 3_165_826 and not ready.cached and ready.artifact_bytes > 1_000_000
+    windows = [e for e in events if isinstance(e, Window)]
+    assert 2 <= len(windows) <= 4
+    assert all(w.completed % 2 == 0 and w.completed > 0 for w in windows)  # batch 2: samples, not calls
+    assert sum(w.duration for w in windows) == pytest.approx(1.2, abs=0.05)
+    assert all(w.per_core_completed == [w.completed] for w in windows)
+    assert windows[0].percentiles["p50"] > 0 and windows[0].throughput == pytest.approx(
+        windows[0].completed / windows[0].duration)
+    bye = events[-1]
+    assert bye.reason == "duration" and bye.completed == sum(w.completed for w in windows)
+
+    code, events, err = run_child(args, child_env, tmp_path)
+    assert code == 0, err
+    ready = next(e for e in events if isinstance(e, Ready))
+    assert ready.cached and ready.compile_seconds == 0
+    assert "compiling" not in [e.phase for e in events if isinstance(e, Phase)]
+
+
+def test_pause_resume_and_stop_commands_on_stdin(child_env, tmp_path):
+    proc = start(["--model", "cnn", "--backend", "cpu", "--warmup", "0", "--window", "0.2"], child_env, tmp_path)
+    reader = EventReader(proc)
+    try:
+        reader.until(Window)
+        send(proc, "pause")
+        time.sleep(0.5)
+        reader.pending()  # at most the partial window up to the pause
+        time.sleep(0.6)
+        assert not [e for e in reader.pending() if isinstance(e, Window)], "windows while paused"
+        send(proc, "resume")
+        assert reader.until(Window, limit=10)[-1].completed > 0
+        send(proc, "stop")
+        bye = reader.until(Bye, limit=10)[-1]
+        assert bye.reason == "stopped" and proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+
+
+def test_sigterm_while_building_ends_the_child_promptly(child_env, tmp_path):
+    proc = start(["--model", "resnet50", "--backend", "cpu"], child_env, tmp_path)
+    reader = EventReader(proc)
+    try:
+        reader.until(Phase)  # building
+        proc.send_signal(signal.SIGTERM)
+        assert reader.until(Bye, limit=30)[-1].reason == "stopped"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+
+
+def test_list_json_describes_every_model(child_env, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "workloads", "--list", "--json"], capture_output=True,
+                          env=child_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0
+    models = {m["name"]: m for m in json.loads(proc.stdout)["models"]}
+    assert models["resnet50"]["params"] == 25_557_032 and set(models) == {"cnn", "resnet50", "bert", "craft"}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "vgg"], "invalid choice: 'vgg'"),
+    (["--backend", "tpu"], "invalid choice: 'tpu'"),
+    (["--mode", "tensor"], "invalid choice: 'tensor'"),
+    (["--batch", "0"], "must be at least 1"),
+    (["--scenario", "server"], "needs --qps"),
+])
+def test_bad_flags_give_one_usage_error_and_exit_2(child_env, tmp_path, args, words):
+    code, events, err = run_child(["--backend", "cpu", *args], child_env, tmp_path)
+    error = only_error(events)
+    assert code == 2 and error.kind == "usage" and words in error.message
+    assert "Traceback" not in err
+
+
+def test_absent_backend_is_one_clear_error(child_env, tmp_path):
+    code, events, err = run_child(["--model", "cnn", "--backend", "neuron"], child_env, tmp_path)
+    error = only_error(events)
+    assert code == 1 and error.kind == "backend-unavailable" and "neuron" in error.message
+    assert "Traceback" not in err
+
+
+def test_weights_that_do_not_fit_are_one_error(child_env, tmp_path):
+    import torch
+
+    weights = tmp_path / "other.pt"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, weights)
+    code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--weights", str(weights)],
+                                  child_env, tmp_path)
+    error = events[-1]
+    assert [e for e in events if isinstance(e, Error)] == [error]
+    assert code == 1 and error.kind == "weights" and "does not fit" in error.message
+
+
+def test_cuda_only_option_on_cpu_is_refused(child_env, tmp_path):
+    code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--cuda-graphs"], child_env, tmp_path)
+    error = events[-1]
+    assert code == 1 and error.kind == "unsupported" and "--backend cuda" in error.message

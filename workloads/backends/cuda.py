@@ -1,0 +1,119 @@
+"""CUDA backend: eager replicas on GPUs, each on its own stream; optional bf16/fp16, channels-last, CUDA graphs.
+
+- single: one replica on GPU 0, one stream;
+- dp: per GPU one weight copy driven from STREAMS_PER_GPU streams (replicas), dynamic batching;
+- pipeline: stages on consecutive GPUs (streams on one GPU when there is only one), see parallel.py.
+A replica's call returns only after its stream has finished (stream.synchronize()), so the
+clock the load generator reads afterwards measures device work, not the kernel launches.
+Inputs live on the device (as a server's would after its host-to-device copy).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..errors import WorkloadFailure
+from ..loadgen import Load
+from ..protocol import Ready
+from . import Context, Prepared
+from .common import DTYPES, cast_inputs, check_options, count_params, merged_inputs
+
+STREAMS_PER_GPU = 2
+GRAPH_WARMUP_CALLS = 3
+
+
+def unavailable() -> str | None:
+    if not torch.cuda.is_available():
+        return "torch.cuda.is_available() is False (no NVIDIA GPU or driver, or a CPU-only torch build)"
+    return None
+
+
+def prepare(model: torch.nn.Module, inputs: tuple, ctx: Context) -> Prepared:
+    check_options(ctx, "cuda")
+    config = ctx.config
+    params = count_params(model)
+    dtype = DTYPES[config.precision]
+    gpus = torch.cuda.device_count()
+    used = min(config.cores or gpus, gpus) if config.mode == "dp" else 1
+    torch.backends.cudnn.benchmark = True  # static shapes: let cuDNN pick its fastest kernels once
+
+    ctx.phase("loading", 0.0, f"to {used} GPU(s), {config.precision}")
+    started = time.perf_counter()
+    placed = [place(model, inputs, torch.device("cuda", i), dtype, config.channels_last) for i in range(used)]
+    torch.cuda.synchronize()
+    load_seconds = time.perf_counter() - started
+
+    if config.mode == "pipeline":
+        from .. import parallel
+
+        return parallel.prepare_cuda_pipeline(placed[0][0], placed[0][1], ctx, params, load_seconds)
+
+    streams_per_gpu = STREAMS_PER_GPU if config.mode == "dp" else 1
+    replicas, capture_seconds = [], 0.0
+    with torch.inference_mode():
+        for gpu_model, gpu_inputs in placed:
+            for _ in range(streams_per_gpu):
+                stream = torch.cuda.Stream(device=gpu_inputs[0].device)
+                if config.cuda_graphs:
+                    ctx.phase("compiling", len(replicas) / (used * streams_per_gpu), "capturing CUDA graphs")
+                    started = time.perf_counter()
+                    replicas.append(graph_replica(gpu_model, gpu_inputs, stream))
+                    capture_seconds += time.perf_counter() - started
+                else:
+                    replicas.append(eager_replica(gpu_model, gpu_inputs, stream))
+    memory = sum(torch.cuda.memory_allocated(i) for i in range(used))
+    ready = Ready(params=params, cores_used=used, compile_seconds=capture_seconds, load_seconds=load_seconds,
+                  artifact_bytes=None, device_memory_bytes=memory, cached=False,
+                  device_name=torch.cuda.get_device_name(0))
+    slots = [i // streams_per_gpu for i in range(len(replicas))]  # completions count per GPU
+    # A graph replays one fixed shape: requests are never merged then.
+    max_merge = 1 if config.cuda_graphs else config.concurrency
+    return Prepared(Load(replicas, slots=slots, max_merge=max_merge, thread_context=torch.inference_mode), ready)
+
+
+def place(model: torch.nn.Module, inputs: tuple, device: torch.device, dtype: torch.dtype,
+          channels_last: bool) -> tuple[torch.nn.Module, tuple]:
+    try:
+        copy = _copy_of(model).to(device=device, dtype=dtype)
+        moved = tuple(t.to(device) for t in cast_inputs(inputs, dtype))
+    except torch.cuda.OutOfMemoryError as exc:
+        raise WorkloadFailure("oom", f"the model does not fit on {device}: {exc}".splitlines()[0]) from None
+    if channels_last:
+        copy = copy.to(memory_format=torch.channels_last)
+        moved = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in moved)
+    return copy, moved
+
+
+def _copy_of(model: torch.nn.Module) -> torch.nn.Module:
+    """`.to(device)` moves a module in place; each GPU needs its own copy of the CPU-built weights."""
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def eager_replica(model: torch.nn.Module, inputs: tuple, stream: torch.cuda.Stream) -> Any:
+    def run(k: int) -> None:
+        with torch.cuda.stream(stream):
+            model(*merged_inputs(inputs, k))
+        stream.synchronize()
+    return run
+
+
+def graph_replica(model: torch.nn.Module, inputs: tuple, stream: torch.cuda.Stream) -> Any:
+    """Capture one forward at this static shape; each call replays it (one launch instead of hundreds)."""
+    with torch.cuda.stream(stream):
+        for _ in range(GRAPH_WARMUP_CALLS):  # capture needs warmed-up allocations and cuDNN choices
+            model(*inputs)
+    stream.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        model(*inputs)
+    stream.synchronize()
+
+    def run(k: int) -> None:
+        with torch.cuda.stream(stream):
+            graph.replay()
+        stream.synchronize()
+    return run

@@ -1,0 +1,144 @@
+"""Neuron backend: torch-neuron (inf1) and torch-neuronx (inf2, trn1, trn2), per the AWS Neuron SDK docs.
+
+- detect by importing inside try/except: PyPI's `torch-neuron` is a placeholder whose import
+  raises ImportError("WRONG PACKAGE ..."), so find_spec would lie;
+- gate on /dev/neuron*: a Neuron-traced model on a host without devices returns shape-only
+  placeholder output instead of failing, which would be measured as "very fast";
+- single = trace on one core; dp = DataParallel over the visible cores with dynamic batching
+  (batch 1 fills cores only with several requests in flight: --concurrency); pipeline =
+  `--neuroncore-pipeline-cores N` (torch-neuron only).
+Code here must run on torch 1.x: no APIs newer than torch 1.13.
+"""
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+from typing import Any
+
+from ..errors import WorkloadFailure, one_line
+from ..loadgen import Load
+from ..protocol import Ready
+from . import Context, Prepared
+
+DEVICE_GLOB = "/dev/neuron*"  # a module attribute so tests can point the gate at a fake directory
+PACKAGES = ("torch_neuronx", "torch_neuron")  # inf2/trn first; an inf1 host has only torch_neuron
+INSTALL_HINT = "install torch-neuron / torch-neuronx from AWS's package index (the PyPI one is a placeholder)"
+
+
+def devices() -> list[str]:
+    return sorted(glob.glob(DEVICE_GLOB))
+
+
+def import_neuron() -> tuple[str, Any]:
+    """(package name, module) of the installed Neuron framework; WorkloadFailure naming why not."""
+    reasons = []
+    for name in PACKAGES:
+        try:
+            return name, importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - ImportError, and whatever a broken install raises
+            text = one_line(exc)
+            if "WRONG PACKAGE" in text.upper():
+                text = "the PyPI placeholder package is installed, not AWS's"
+            reasons.append(f"{name}: {text}")
+    raise WorkloadFailure("backend-unavailable", "no Neuron framework (" + "; ".join(reasons) + f"); {INSTALL_HINT}")
+
+
+def unavailable() -> str | None:
+    if not devices():
+        return f"no Neuron devices ({DEVICE_GLOB}); a Neuron model run without them returns placeholder output"
+    try:
+        import_neuron()
+    except WorkloadFailure as failure:
+        return failure.message
+    return None
+
+
+def visible_cores(package: str, environ: dict[str, str] | None = None) -> int:
+    """NeuronCores this process may use: NEURON_RT_VISIBLE_CORES ("0-3", "1,3"), else NEURON_RT_NUM_CORES,
+    else per /dev/neuron* device 4 cores (inf1, torch-neuron) or 2 (inf2/trn1, torch-neuronx)."""
+    env = os.environ if environ is None else environ
+    spec = env.get("NEURON_RT_VISIBLE_CORES", "").strip()
+    if spec:
+        count = 0
+        for part in spec.split(","):
+            low, _, high = part.strip().partition("-")
+            count += int(high) - int(low) + 1 if high else 1
+        return count
+    if env.get("NEURON_RT_NUM_CORES", "").strip().isdigit():
+        return int(env["NEURON_RT_NUM_CORES"])
+    return max(1, len(devices()) * (2 if package == "torch_neuronx" else 4))
+
+
+def pipeline_cores(params: int, requested: int | None, visible: int) -> int:
+    """--pipeline-cores, else AWS's rule 4*round(params/2e7), clamped to [1, visible cores]."""
+    wanted = requested if requested is not None else 4 * round(params / 2e7)
+    return max(1, min(wanted, visible))
+
+
+def compiler_args(mode: str, cores: int) -> list[str]:
+    return ["--neuroncore-pipeline-cores", str(cores)] if mode == "pipeline" else []
+
+
+def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
+    import torch
+
+    from ..cache import input_signature, load_or_compile, model_fingerprint, trace_module
+    from .common import count_params
+
+    config = ctx.config
+    if config.cuda_graphs or config.channels_last:
+        raise WorkloadFailure("unsupported", "--cuda-graphs and --channels-last are CUDA options")
+    if config.precision != "fp32":
+        # Neuron casts fp32 models itself (auto-cast to bf16/fp16 in the compiler); ask it there.
+        raise WorkloadFailure("unsupported", f"--precision {config.precision} on Neuron: compile fp32; "
+                                             "the Neuron compiler casts matrix math itself")
+    package, neuron = import_neuron()
+    if config.mode == "pipeline" and package == "torch_neuronx":
+        raise WorkloadFailure("unsupported", "pipeline mode (--neuroncore-pipeline-cores) exists only in "
+                                             "torch-neuron (inf1); torch-neuronx has no pipeline mode: use dp")
+    params = count_params(model)
+    visible = visible_cores(package)
+    cores = {"single": 1, "dp": min(config.cores or visible, visible),
+             "pipeline": pipeline_cores(params, config.pipeline_cores, visible)}[config.mode]
+    args = compiler_args(config.mode, cores)
+    tracer = neuron.trace if package == "torch_neuronx" else torch.neuron.trace
+
+    key = {"model": config.model, "inputs": input_signature(inputs), "backend": package,
+           "compiler_args": args, "framework": getattr(neuron, "__version__", "?"),
+           **model_fingerprint(ctx.spec.module, config.weights)}
+    artifact, info = load_or_compile(
+        ctx.cache_dir, f"{config.model}-{package}-{config.mode}{cores}", key,
+        lambda: trace_module(model, inputs, tracer=tracer, compiler_args=args),
+        on_compile=lambda: ctx.phase("compiling", 0.0, f"{package}.trace {' '.join(args)}".strip()))
+    ctx.phase("loading", 1.0, f"{'cached' if info.cached else 'new'} artifact {info.path.name}")
+
+    if config.mode == "dp":
+        parallel_model = data_parallel(package, neuron, torch, artifact, cores)
+        # Several dispatchers call DataParallel at once: it cuts each merged batch across cores.
+        dispatchers = max(cores, config.concurrency)
+        runner = _runner(torch, parallel_model, inputs)
+        load = Load([runner] * dispatchers, slots=[0] * dispatchers, max_merge=config.concurrency,
+                    thread_context=torch.no_grad)
+    else:
+        # Compiled shapes are static: one request per call, never merged.
+        load = Load([_runner(torch, artifact, inputs, merge=False)], max_merge=1, thread_context=torch.no_grad)
+    ready = Ready(params=params, cores_used=cores, compile_seconds=info.compile_seconds,
+                  load_seconds=info.load_seconds, artifact_bytes=info.artifact_bytes,
+                  device_memory_bytes=None, cached=info.cached, device_name=f"NeuronCore ({package})")
+    return Prepared(load, ready)
+
+
+def data_parallel(package: str, neuron: Any, torch: Any, artifact: Any, cores: int) -> Any:
+    """DataParallel over `cores` visible cores, dynamic batching on (dim=0)."""
+    device_ids = list(range(cores))  # counted from 0 inside this process (NEURON_RT_VISIBLE_CORES maps them)
+    if package == "torch_neuronx":
+        return neuron.DataParallel(artifact, device_ids=device_ids, dim=0, set_dynamic_batching=True)
+    return torch.neuron.DataParallel(artifact, device_ids=device_ids, dim=0)
+
+
+def _runner(torch: Any, module: Any, inputs: tuple, merge: bool = True) -> Any:
+    def run(k: int) -> Any:
+        batch = inputs if k == 1 or not merge else tuple(torch.cat([t] * k) for t in inputs)
+        return module(*batch)
+    return run
