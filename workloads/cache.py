@@ -91,15 +91,26 @@ def trace_module(model: Any, inputs: tuple, tracer: Callable | None = None, **kw
         try:
             with torch.no_grad():
                 return tracer(model, inputs, **kwargs)
-        except torch.jit.TracerWarning as warning:
-            raise WorkloadFailure(
-                "trace", f"{type(model).__name__} cannot be traced to a fixed graph: {one_line(warning)} "
-                         "(tensor-dependent control flow; tracing needs a static graph)") from None
         except WorkloadFailure:
             raise
         except Exception as exc:  # noqa: BLE001 - shape errors, unsupported ops: one line for the user
+            warning = _tracer_warning(exc, torch.jit.TracerWarning)
+            if warning is not None:
+                raise WorkloadFailure(
+                    "trace", f"{type(model).__name__} cannot be traced to a fixed graph: {one_line(warning)} "
+                             "(tensor-dependent control flow; tracing needs a static graph)") from None
             raise WorkloadFailure("trace", f"tracing {type(model).__name__} on inputs {shapes} failed: "
                                            f"{one_line(exc)}") from None
+
+
+def _tracer_warning(exc: BaseException, kind: type) -> BaseException | None:
+    """The TracerWarning behind `exc`: raised directly, or wrapped when it surfaced inside C++ code."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def load_or_compile(directory: Path, name: str, key_parts: dict[str, Any], compile_fn: Callable[[], Any],

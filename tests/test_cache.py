@@ -1,0 +1,99 @@
+"""The compiled-artifact cache: private directory, keys, hits, and models that cannot be traced."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import torch
+from torch import nn
+
+from workloads.cache import artifact_key, default_cache_dir, load_or_compile, private_dir, trace_module
+from workloads.errors import WorkloadFailure
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class BranchesOnValues(nn.Module):
+    """Tensor-dependent control flow: a trace would silently freeze one branch."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 1
+
+
+class WrongShape(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_cache_directory_is_private_and_follows_xdg(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "neurontui"
+    created = private_dir(None)
+    assert stat.S_IMODE(created.stat().st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    assert stat.S_IMODE(private_dir(loose).stat().st_mode) == 0o700
+
+
+def test_second_start_loads_the_artifact_instead_of_compiling(tmp_path):
+    compiles = []
+    x = torch.rand(3, 4)
+
+    def compile_fn():
+        compiles.append(1)
+        return trace_module(Small(), (x,))
+
+    key = {"model": "small", "inputs": ["(3, 4)"]}
+    first, info1 = load_or_compile(tmp_path, "small-cpu", key, compile_fn)
+    second, info2 = load_or_compile(tmp_path, "small-cpu", key, compile_fn)
+    assert len(compiles) == 1
+    assert not info1.cached and info2.cached and info2.compile_seconds == 0
+    assert info1.artifact_bytes == info2.artifact_bytes == info2.path.stat().st_size > 0
+    assert torch.equal(first(x), second(x))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial")]
+
+
+def test_a_damaged_artifact_is_rebuilt(tmp_path):
+    x = torch.rand(3, 4)
+    _, info = load_or_compile(tmp_path, "small-cpu", {"k": 1}, lambda: trace_module(Small(), (x,)))
+    info.path.write_bytes(b"truncated")
+    module, again = load_or_compile(tmp_path, "small-cpu", {"k": 1}, lambda: trace_module(Small(), (x,)))
+    assert not again.cached and module(x).shape == (3, 2)
+
+
+def test_key_changes_with_anything_that_shapes_the_artifact():
+    base = {"model": "cnn", "inputs": ["(1, 1, 28, 28):torch.float32"], "backend": "cpu", "precision": "fp32"}
+    variants = [dict(base, inputs=["(8, 1, 28, 28):torch.float32"]), dict(base, precision="bf16"),
+                dict(base, backend="torch_neuron"), dict(base, compiler_args=["--neuroncore-pipeline-cores", "4"])]
+    keys = {artifact_key(base), *(artifact_key(v) for v in variants)}
+    assert len(keys) == 1 + len(variants)
+    assert artifact_key(dict(reversed(list(base.items())))) == artifact_key(base)
+
+
+def test_tensor_dependent_control_flow_is_a_clear_trace_error():
+    with pytest.raises(WorkloadFailure) as caught:
+        trace_module(BranchesOnValues(), (torch.rand(2, 3),))
+    assert caught.value.kind == "trace"
+    assert "BranchesOnValues cannot be traced" in caught.value.message
+    assert "tensor-dependent control flow" in caught.value.message
+
+
+def test_a_shape_error_while_tracing_names_the_inputs():
+    with pytest.raises(WorkloadFailure) as caught:
+        trace_module(WrongShape(), (torch.rand(2, 3),))
+    assert caught.value.kind == "trace" and "(2, 3):torch.float32" in caught.value.message
