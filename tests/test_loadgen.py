@@ -1,0 +1,105 @@
+"""The load generator's scenarios, driven through its real interface: replicas are plain callables.
+
+Replicas here sleep instead of running a model; the load generator is torch-free and cannot
+tell the difference, so what is asserted (what gets counted, when, under which scenario) is
+exactly what a real model run does.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from workloads.config import WorkloadConfig
+from workloads.loadgen import Control, Load, is_stable, run
+from workloads.protocol import Phase, Window
+
+
+def sleeper(seconds, calls=None):
+    def replica(k):
+        if calls is not None:
+            calls.append(k)
+        time.sleep(seconds)
+    return replica
+
+
+def measure(load, **settings):
+    events = []
+    config = WorkloadConfig(**{"warmup": 0.1, "window": 0.1, "duration": 0.5, **settings})
+    outcome = run(load, config, events.append, Control())
+    return outcome, [e for e in events if isinstance(e, Window)], events
+
+
+def test_stability_follows_perf_analyzer_rule():
+    assert is_stable([50, 100, 104, 98])
+    assert not is_stable([100, 104])
+    assert not is_stable([100, 130, 100])
+    assert not is_stable([0, 0, 0])
+
+
+def test_single_stream_excludes_warmup_and_counts_samples():
+    calls = []
+    outcome, windows, events = measure(Load([sleeper(0.004, calls)]), batch=4)
+    recorded = sum(w.completed for w in windows)
+    assert outcome.reason == "duration" and recorded == outcome.completed
+    assert recorded % 4 == 0 and recorded // 4 < len(calls)  # warm-up calls ran but are not in any window
+    assert sum(w.duration for w in windows) == pytest.approx(0.5, abs=0.02)
+    assert all(w.percentiles["p50"] >= 0.004 for w in windows)
+    phases = [e.phase for e in events if isinstance(e, Phase)]
+    assert phases[:2] == ["warmup", "running"] and phases[-1] == "running"
+
+
+def test_two_replicas_need_two_requests_in_flight():
+    one, _, _ = measure(Load([sleeper(0.01), sleeper(0.01)]), concurrency=1)
+    two, windows, _ = measure(Load([sleeper(0.01), sleeper(0.01)]), concurrency=2)
+    per_slot = [sum(w.per_core_completed[i] for w in windows) for i in range(2)]
+    assert all(n > 5 for n in per_slot) and sum(per_slot) == two.completed
+    # One request at a time keeps one replica busy whichever serves it; two in flight double the rate.
+    assert two.completed > 1.5 * one.completed
+
+
+def test_dynamic_batching_merges_waiting_requests():
+    calls = []
+    outcome, windows, _ = measure(Load([sleeper(0.01, calls)], max_merge=4), concurrency=4, batch=2)
+    assert max(calls) > 1  # four callers, one replica: the ones waiting run as one batch
+    assert outcome.completed % 2 == 0
+
+
+def test_offline_keeps_every_replica_busy():
+    _, windows, _ = measure(Load([sleeper(0.01), sleeper(0.01)]), scenario="offline")
+    per_slot = [sum(w.per_core_completed[i] for w in windows) for i in range(2)]
+    assert min(per_slot) > 0.6 * max(per_slot)
+
+
+def test_server_latency_counts_queueing_from_the_scheduled_arrival():
+    service = 0.01  # capacity 100 requests/s
+    _, calm, _ = measure(Load([sleeper(service)]), scenario="server", qps=20, duration=1.0)
+    _, overloaded, _ = measure(Load([sleeper(service)]), scenario="server", qps=300, duration=1.0)
+
+    def p90(windows):
+        return max(w.percentiles["p90"] for w in windows if w.completed)
+
+    assert p90(calm) < 4 * service
+    assert p90(overloaded) > 10 * service  # arrivals wait behind the busy replica, and that is counted
+
+
+def test_until_stable_stops_after_three_agreeing_windows():
+    outcome, windows, _ = measure(Load([sleeper(0.002)]), duration=None, until_stable=True)
+    assert outcome.reason == "stable" and len(windows) >= 3
+
+
+def test_stop_command_ends_the_run_from_another_thread():
+    control = Control()
+    config = WorkloadConfig(warmup=0, window=0.05)
+    threading.Timer(0.3, control.command, args=("stop",)).start()
+    outcome = run(Load([sleeper(0.002)]), config, lambda e: None, control)
+    assert outcome.reason == "stopped" and outcome.completed > 0
+
+
+def test_a_failing_replica_surfaces_its_exception():
+    def broken(k):
+        raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        measure(Load([broken, broken]), concurrency=2)
