@@ -16,6 +16,7 @@ from typing import Any
 
 from workloads.config import WorkloadConfig
 
+from .hints import compute_hints, update_hints
 from .host_info import describe_host
 from .progress import Progress, describe
 from .report import check_writable, new_document, render, render_json, write_atomic
@@ -115,7 +116,8 @@ class HeadlessRun:
             event: LogEvent = self.store.events[-1]
             # the workload's own failures end up in its row's summary line
             if event.level in ("error", "warning", "hint") and event.source != "workload":
-                self.progress.message(f"{event.level}: {event.source}: {event.text}")
+                where = "" if event.source == event.level else f"{event.source}: "
+                self.progress.message(f"{event.level}: {where}{event.text}")
 
     # -- one configuration ----------------------------------------------------------------
     def _measure(self, config: WorkloadConfig, prefix: str) -> None:
@@ -136,6 +138,7 @@ class HeadlessRun:
                 break
             if self.store.workload.windows:
                 self.stats.active = True  # utilization counts over the measured run only
+            update_hints(self.store)  # printed once each by _on_store
             text, fraction = describe(self.store.workload, config.duration)
             self.progress.update(f"{label}: {text}", fraction)
         child.stop()
@@ -164,6 +167,8 @@ class HeadlessRun:
                  label: str) -> None:
         host = describe_host(self.store)
         row = build_row(self.store.workload, config, host, self.stats, status, reason, started_at)
+        with self.store.lock():
+            row["hints"] = [hint.text for hint in compute_hints(self.store.workload, self.store.latest)]
         self.document["host"] = host
         self.document["rows"].append(row)
         self.progress.message(f"{label}: {summarize(row)}")
@@ -183,6 +188,7 @@ class HeadlessRun:
                 break
             if source is not None and source.finished.is_set():
                 break
+            update_hints(self.store)
             left = f", {duration - elapsed:.1f} s left" if duration else " (Ctrl-C ends)"
             self.progress.update(f"watching telemetry: {self.stats.samples} samples, {elapsed:.1f} s{left}",
                                  elapsed / duration if duration else None)

@@ -263,8 +263,13 @@ def test_headless_serves_metrics_while_it_runs(python, child_env):
                    "--duration", 20, "--prometheus-port", port)
     try:
         wait_for(lambda: any("serving metrics" in line for line in run_.lines), 30, "the exporter")
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        assert "neuroncore_utilization_ratio" in body
+
+        def scrape():
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+        assert "neurontui_up" in scrape()
+        # the exporter is up before the first replayed report arrives
+        wait_for(lambda: "neuroncore_utilization_ratio" in scrape(), 15, "NeuronCore series")
         run_.proc.send_signal(signal.SIGINT)
         assert run_.proc.wait(timeout=20) == 0
     finally:
@@ -279,3 +284,44 @@ def test_port_in_use_is_one_line_and_non_zero(python, child_env):
                   "--prometheus-port", busy.getsockname()[1], timeout=30)
     assert out.returncode == 1
     assert len(out.stderr.strip().splitlines()) == 1 and "address already in use" in out.stderr
+
+
+def test_progress_is_a_bar_on_a_terminal_and_rate_limited_lines_otherwise():
+    from neurontui.progress import Progress
+
+    terminal = io.StringIO()
+    bar = Progress(terminal, tty=True)
+    bar.update("running: 1.0 s measured", 0.5)
+    bar.update("running: 1.5 s measured", 0.75)
+    bar.message("[1/2] done")
+    bar.close()
+    assert terminal.getvalue().count("\r\x1b[K") == 3  # two redraws in place, one clear before the message
+    assert "[###############.....] running: 1.5 s measured" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\x1b[K[1/2] done\n")
+
+    log = io.StringIO()
+    plain = Progress(log, tty=False)
+    for n in range(50):
+        plain.update(f"running: {n} windows")
+    plain.message("[1/2] done")
+    assert log.getvalue().splitlines() == ["running: 0 windows", "[1/2] done"]
+
+
+def test_host_description_without_metadata_service(monkeypatch, tmp_path):
+    from neurontui.host_info import INSTANCE_TYPE_ENV, cpu_model, describe_host
+    from neurontui.store import Store
+    from neurontui.telemetry import Snapshot
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8259CL\n")
+    assert cpu_model(str(cpuinfo)) == "Intel(R) Xeon(R) Platinum 8259CL"
+    monkeypatch.delenv(INSTANCE_TYPE_ENV, raising=False)
+    store = Store()
+    assert describe_host(store)["instance_type"] is None
+    monkeypatch.setenv(INSTANCE_TYPE_ENV, "g4dn.xlarge")
+    assert describe_host(store)["instance_type"] == "g4dn.xlarge"
+    # neuron-monitor's instance_info wins over the environment
+    store.publish_snapshot(Snapshot(time=1.0, source="neuron-monitor", instance={"instance_type": "inf1.6xlarge"},
+                                    hardware={"neuron_device_count": 4, "neuroncore_per_device_count": 4}))
+    host = describe_host(store)
+    assert host["instance_type"] == "inf1.6xlarge" and host["neuroncore_count"] == 16
