@@ -21,7 +21,7 @@ from .host_info import describe_host
 from .progress import Progress, describe
 from .report import check_writable, new_document, render, render_json, write_atomic
 from .results import TelemetryStats, build_row
-from .store import LogEvent, Store
+from .store import LogEvent, Store, WorkloadState
 from .sweep import SweepError, expand, parse_sweep
 from .workload import WorkloadProcess, describe_exit
 
@@ -124,12 +124,12 @@ class HeadlessRun:
         label = (f"{prefix}{config.model} {config.backend} {config.mode} batch {config.batch} "
                  f"concurrency {config.concurrency}")
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        problems = config.validate()
-        if problems:
-            self._add_row(config, "skipped", "; ".join(problems), started_at, label)
-            return
         self.stats.active = False
         self.stats.reset()
+        problems = config.validate()
+        if problems:  # refused before starting a child: nothing of the previous run may leak in
+            self._add_row(config, "skipped", "; ".join(problems), started_at, label, WorkloadState())
+            return
         child = WorkloadProcess(self.store)
         child.start(config)
         while not child.wait(TICK_SECONDS):
@@ -146,7 +146,7 @@ class HeadlessRun:
         status, reason = self._verdict(config)
         if status == "interrupted" and not self.store.workload.completed_total:
             return  # nothing was measured: no row
-        self._add_row(config, status, reason, started_at, label)
+        self._add_row(config, status, reason, started_at, label, self.store.workload)
 
     def _verdict(self, config: WorkloadConfig) -> tuple[str, str | None]:
         workload = self.store.workload
@@ -164,11 +164,11 @@ class HeadlessRun:
         return "ok", None
 
     def _add_row(self, config: WorkloadConfig, status: str, reason: str | None, started_at: str,
-                 label: str) -> None:
+                 label: str, workload: WorkloadState) -> None:
         host = describe_host(self.store)
-        row = build_row(self.store.workload, config, host, self.stats, status, reason, started_at)
+        row = build_row(workload, config, host, self.stats, status, reason, started_at)
         with self.store.lock():
-            row["hints"] = [hint.text for hint in compute_hints(self.store.workload, self.store.latest)]
+            row["hints"] = [hint.text for hint in compute_hints(workload, self.store.latest)]
         self.document["host"] = host
         self.document["rows"].append(row)
         self.progress.message(f"{label}: {summarize(row)}")

@@ -325,3 +325,20 @@ def test_host_description_without_metadata_service(monkeypatch, tmp_path):
                                     hardware={"neuron_device_count": 4, "neuroncore_per_device_count": 4}))
     host = describe_host(store)
     assert host["instance_type"] == "inf1.6xlarge" and host["neuroncore_count"] == 16
+
+
+@pytest.mark.slow
+def test_sweep_skips_what_cannot_run_and_says_why(python, child_env, tmp_path):
+    target = tmp_path / "skips.json"
+    out = run(python, child_env, "--sweep", "cuda-graphs=false,true scenario=single-stream,server", "--model", "cnn",
+              "--backend", "cpu", "--duration", 2, "--warmup", 0.3, "--export", target, "--monitor", "host",
+              "--interval", 0.25)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(target.read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "skipped", "skipped", "skipped"]
+    assert rows[0]["core_utilization_mean"] is not None
+    assert rows[1]["reason"] == "--scenario server needs --qps R with R > 0"  # refused before starting a child
+    assert rows[2]["reason"] == "unsupported: --cuda-graphs needs --backend cuda"  # the child's error event
+    # nothing of the measured row leaks into the skipped ones
+    assert all(r["completed"] == 0 and r["throughput_per_second"] is None and r["windows"] == []
+               and r["core_utilization_mean"] is None for r in rows[1:])
