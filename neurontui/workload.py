@@ -21,6 +21,7 @@ from .store import Store
 
 SOURCE = "workload"
 STOP_GRACE_SECONDS = 5.0
+STDERR_DRAIN_SECONDS = 1.0
 # No event for this long means the child hangs. Compiling reports progress rarely, so the
 # limit is generous while building and tight once windows flow.
 HANG_SECONDS_RUNNING = 30.0
@@ -42,6 +43,7 @@ class WorkloadProcess:
         self._last_event = 0.0
         self._bye: Bye | None = None
         self._stopping = False
+        self._hung = False
         self._paused = False
         self._done = threading.Event()
         self._done.set()
@@ -68,6 +70,7 @@ class WorkloadProcess:
             self.config = config
             self._bye = None
             self._stopping = False
+            self._hung = False
             self._paused = False
             env = dict(os.environ if self.env is None else self.env)
             env["NEURONTUI_PARENT_PID"] = str(os.getpid())
@@ -80,8 +83,9 @@ class WorkloadProcess:
             self._done.clear()
             self.store.workload_starting(config.as_dict(), self._proc.pid)
             proc = self._proc
-        threading.Thread(target=self._read_stdout, args=(proc,), name="workload-stdout", daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(proc.stderr,), name="workload-stderr", daemon=True).start()
+        stderr = threading.Thread(target=self._read_stderr, args=(proc.stderr,), name="workload-stderr", daemon=True)
+        stderr.start()
+        threading.Thread(target=self._read_stdout, args=(proc, stderr), name="workload-stdout", daemon=True).start()
         threading.Thread(target=self._watch, args=(proc,), name="workload-watchdog", daemon=True).start()
 
     def send(self, command: str) -> bool:
@@ -145,7 +149,7 @@ class WorkloadProcess:
             pass
 
     # -- threads ------------------------------------------------------------------------
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
+    def _read_stdout(self, proc: subprocess.Popen, stderr: threading.Thread) -> None:
         assert proc.stdout is not None
         try:
             for line in iter(proc.stdout.readline, b""):
@@ -156,6 +160,7 @@ class WorkloadProcess:
                     self._take(line)
         finally:  # whatever happened above, the exit is reported and wait() returns
             code = proc.wait()
+            stderr.join(STDERR_DRAIN_SECONDS)  # the last stderr lines explain a crash
             self._finished(proc, code)
 
     def _take(self, line: bytes) -> None:
@@ -187,8 +192,10 @@ class WorkloadProcess:
             limit = self.hang_seconds_running if state == "running" else self.hang_seconds_starting
             silent = time.monotonic() - self._last_event
             if silent > limit:
-                self.store.log("error", SOURCE, f"workload hung: no event for {silent:.0f} s; stopping it (press r to restart)")
+                self._hung = True
+                self.store.log("error", SOURCE, f"workload hung: no event for {silent:.0f} s; stopping it")
                 self._signal_group(proc, signal.SIGTERM)
+                self._signal_group(proc, signal.SIGCONT)  # a stopped child handles SIGTERM only once continued
                 try:
                     proc.wait(timeout=STOP_GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
@@ -199,17 +206,17 @@ class WorkloadProcess:
         if proc is not self._proc:
             return
         error = self.store.workload.last_error
-        if code == 0 and self._bye is not None:
+        if code == 0 and self._bye is not None and not self._hung:
             self.store.workload_state("exited", code)
             self.store.log("info", SOURCE, f"workload finished ({self._bye.reason}): "
                                            f"{self._bye.completed} completed, {self._bye.errors} errors")
-        elif self._stopping:
+        elif self._stopping and not self._hung:
             self.store.workload_state("exited", code)
         else:
             self.store.workload_state("crashed", code)
             tail = " | ".join(list(self.store.workload.stderr_tail)[-3:])
-            reason = error.message if error else describe_exit(code)
-            self.store.log("error", SOURCE, f"workload {describe_exit(code)}: {reason}"
+            reason = " after hanging" if self._hung else f": {error.message}" if error else ""
+            self.store.log("error", SOURCE, f"workload {describe_exit(code)}{reason}"
                                             + (f" -- last stderr: {tail}" if tail and not error else "")
                                             + " (press r to restart)")
         self._done.set()
