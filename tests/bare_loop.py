@@ -3,7 +3,7 @@
 Run as a script by test_headless.py to check that the harness costs next to nothing. It does
 what the workload child does to the model (trace under no_grad, run under inference_mode on
 every visible CPU's thread) and nothing else: warm up, then time each call with perf_counter.
-Usage: bare_loop.py SECONDS WARMUP [THREADS]. Prints {"p50": seconds, "calls": n} on stdout.
+Usage: bare_loop.py SECONDS WARMUP [THREADS]. Prints {"p50": seconds, "calls": n, "throughput": calls per second} on stdout.
 """
 import json
 import os
@@ -42,7 +42,8 @@ def main(seconds: float, warmup: float, threads: int) -> None:
         end = time.perf_counter() + warmup
         while time.perf_counter() < end:
             model(x)
-        end = time.perf_counter() + seconds
+        began = time.perf_counter()
+        end = began + seconds
         while True:
             start = time.perf_counter()
             model(x)
@@ -50,7 +51,8 @@ def main(seconds: float, warmup: float, threads: int) -> None:
             samples.append(done - start)
             if done >= end:
                 break
-    print(json.dumps({"p50": statistics.median(samples), "calls": len(samples)}))
+    print(json.dumps({"p50": statistics.median(samples), "calls": len(samples),
+                      "throughput": len(samples) / (done - began)}))
 
 
 if __name__ == "__main__":
