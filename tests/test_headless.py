@@ -342,3 +342,36 @@ def test_sweep_skips_what_cannot_run_and_says_why(python, child_env, tmp_path):
     # nothing of the measured row leaks into the skipped ones
     assert all(r["completed"] == 0 and r["throughput_per_second"] is None and r["windows"] == []
                and r["core_utilization_mean"] is None for r in rows[1:])
+
+
+@pytest.mark.slow
+def test_sigkill_mid_sweep_leaves_a_valid_export_and_no_orphan(python, child_env, tmp_path):
+    target = tmp_path / "sweep.json"
+    run_ = Started(python, child_env, "--sweep", "batch=1,2,3", "--model", "cnn", "--backend", "cpu",
+                   "--duration", 3, "--warmup", 0.3, "--export", target, "--monitor", "none")
+    wait_for(lambda: target.exists(), 120, "the first row on disk")
+    wait_for(lambda: any("[2/3]" in line and "running:" in line for line in run_.lines), 60, "the second run")
+    children = descendants(run_.proc.pid)
+    assert children
+    run_.proc.kill()
+    run_.proc.wait(timeout=10)
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"orphans: {alive}"  # the child's parent-death signal took it down
+    document = json.loads(target.read_text())  # the last atomic rewrite, whole
+    jsonschema.validate(document, SCHEMA)
+    assert [r["batch"] for r in document["rows"]] == [1] and not document["complete"]
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep.json"], "no temp file left behind"
+
+
+@pytest.mark.slow
+def test_a_crashed_child_is_a_failed_row_and_the_sweep_goes_on(python, child_env, tmp_path):
+    target = tmp_path / "sweep.json"
+    run_ = Started(python, child_env, "--sweep", "batch=1,2", "--model", "cnn", "--backend", "cpu",
+                   "--duration", 3, "--warmup", 0.3, "--export", target, "--monitor", "none")
+    wait_for(lambda: any("[1/2]" in line and "running:" in line for line in run_.lines), 120, "the first run")
+    (child,) = [p for p in descendants(run_.proc.pid) if p.ppid() == run_.proc.pid]
+    child.kill()  # as the OOM killer would
+    assert run_.proc.wait(timeout=60) == 0, run_.lines
+    rows = json.loads(target.read_text())["rows"]
+    assert [(r["batch"], r["status"]) for r in rows] == [(1, "failed"), (2, "ok")]
+    assert rows[0]["reason"].startswith("killed by SIGKILL")
