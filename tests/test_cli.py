@@ -1,0 +1,66 @@
+"""The real `python -m neurontui` command line: a bad flag value is one line on stderr, exit
+status 2 and nothing on stdout (a script piping stdout gets no usage dump); --help works."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def neurontui(child_env, *argv, timeout=60):
+    return subprocess.run([sys.executable, "-m", "neurontui", *argv], capture_output=True, text=True,
+                          env=child_env, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--batch", "0"], "--batch: must be at least 1, got 0"),
+    (["--batch", "x"], "--batch: expected a whole number, got 'x'"),
+    (["--concurrency", "-1"], "--concurrency"),
+    (["--model", "bogus"], "invalid choice: 'bogus'"),
+    (["--backend", "tpu"], "invalid choice: 'tpu'"),
+    (["--precision", "fp8"], "invalid choice: 'fp8'"),
+    (["--duration", "-1"], "--duration: must be a positive number"),
+    (["--window", "0"], "--window"),
+    (["--scenario", "server"], "--scenario server needs --qps"),
+    (["--monitor", "bogus"], "expected one of auto, neuron, host, none or replay:PATH, got 'bogus'"),
+    (["--monitor", "replay:"], "replay:PATH"),
+    (["--interval", "0"], "--interval"),
+    (["--prometheus-port", "70000"], "port must be 0..65535, got 70000"),
+    (["--prometheus-port", "http"], "expected a port number, got 'http'"),
+    (["--tls-cert", "cert.pem"], "--tls-cert and --tls-key go together"),
+    (["--tls-key", "key.pem"], "--tls-cert and --tls-key go together"),
+    (["--tls-client-ca", "ca.pem"], "--tls-client-ca needs --tls-cert"),
+    (["--json"], "--json goes with --once"),
+    (["--monitor-cmd", 'neuron-monitor -c "monitor.conf'], "cannot split"),
+    (["--monitor-cmd", ""], "empty command"),
+    (["--sweep", "batch="], "batch has no values"),
+    (["--sweep", "colour=red"], "cannot vary 'colour'"),
+    (["--export", "/proc/no/such/dir/out.json", "--model", "cnn"], "does not exist"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--batch"], "expected one argument"),
+])
+def test_a_bad_value_is_one_line_and_exit_2(child_env, argv, words):
+    out = neurontui(child_env, *argv)
+    assert out.returncode == 2, out
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("neurontui") and words in lines[0], lines[0]
+
+
+@pytest.mark.xfail(strict=True, reason="neurontui/report.py uses a plain ArgumentParser: a usage dump, "
+                                       "not one line (report to the lead)")
+def test_report_without_files_is_one_line_and_exit_2(child_env):
+    out = neurontui(child_env, "report")
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+
+
+def test_help_lists_the_flags_and_exits_0(child_env):
+    out = neurontui(child_env, "--help")
+    assert out.returncode == 0 and out.stderr == ""
+    for flag in ("--model", "--backend", "--mode", "--batch", "--monitor", "--monitor-cmd", "--record",
+                 "--once", "--headless", "--export", "--sweep", "--prometheus-addr", "--prometheus-port",
+                 "--tls-cert", "neurontui report"):
+        assert flag in out.stdout, flag
