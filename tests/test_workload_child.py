@@ -179,3 +179,34 @@ def test_cuda_only_option_on_cpu_is_refused(child_env, tmp_path):
     code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--cuda-graphs"], child_env, tmp_path)
     error = events[-1]
     assert code == 1 and error.kind == "unsupported" and "--backend cuda" in error.message
+
+
+def test_dp_spreads_requests_over_pinned_workers_that_die_with_the_child(child_env, tmp_path):
+    import psutil
+
+    proc = start(["--model", "cnn", "--backend", "cpu", "--mode", "dp", "--cores", "2", "--concurrency", "2",
+                  "--warmup", "0.2", "--window", "0.3"], child_env, tmp_path)
+    reader = EventReader(proc)
+    try:
+        ready = reader.until(Ready)[-1]
+        assert ready.cores_used == 2
+        window = reader.until(Window)[-1]
+        assert len(window.per_core_completed) == 2 and all(n > 0 for n in window.per_core_completed)
+        workers = [w for w in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(w.cmdline())]
+        pinned = [set(w.cpu_affinity()) for w in workers]
+        assert len(workers) == 2 and pinned[0] and pinned[1] and not pinned[0] & pinned[1]
+        proc.kill()  # no goodbye: the workers must notice on their own
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"orphaned workers: {[w.pid for w in alive]}"
+    finally:
+        proc.kill()
+
+
+def test_pipeline_runs_stages_in_workers(child_env, tmp_path):
+    code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--mode", "pipeline", "--batch", "4",
+                                   "--concurrency", "2", "--duration", "0.6", "--warmup", "0.2"],
+                                  child_env, tmp_path)
+    assert code == 0, err
+    ready = next(e for e in events if isinstance(e, Ready))
+    assert ready.cores_used == 2 and "cutting cnn into 2 stages" in [e.detail for e in events if isinstance(e, Phase)]
+    assert events[-1].completed > 0 and events[-1].completed % 4 == 0

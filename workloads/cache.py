@@ -86,7 +86,7 @@ def trace_module(model: Any, inputs: tuple, tracer: Callable | None = None, **kw
     if tracer is torch.jit.trace:
         kwargs.setdefault("check_trace", False)  # the check reruns the model on the same inputs: it proves nothing
     shapes = ", ".join(input_signature(inputs))
-    with _quiet_jit():
+    with quiet_jit():
         warnings.simplefilter("error", torch.jit.TracerWarning)
         try:
             with torch.no_grad():
@@ -135,7 +135,7 @@ def load_or_compile(directory: Path, name: str, key_parts: dict[str, Any], compi
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".partial-", suffix=".pt")
     os.close(fd)
     try:
-        with _quiet_jit():
+        with quiet_jit():
             torch.jit.save(artifact, tmp)
         os.replace(tmp, path)
     finally:
@@ -150,7 +150,7 @@ def _load(path: Path, compile_seconds: float, cached: bool) -> tuple[Any, CacheI
     import torch
 
     started = time.perf_counter()
-    with _quiet_jit():
+    with quiet_jit():
         module = torch.jit.load(str(path))
     load_seconds = time.perf_counter() - started
     return module, CacheInfo(compile_seconds, load_seconds, path.stat().st_size, cached, path)
@@ -158,7 +158,7 @@ def _load(path: Path, compile_seconds: float, cached: bool) -> tuple[Any, CacheI
 
 
 @contextlib.contextmanager
-def _quiet_jit() -> Iterator[None]:
+def quiet_jit() -> Iterator[None]:
     """TorchScript's deprecation notice would fill the stderr tail the parent shows on a crash."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\..*` is deprecated", category=FutureWarning)
