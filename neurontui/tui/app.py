@@ -35,7 +35,7 @@ from .export import write_run_export
 from .messages import Notice, StoreChanged
 from .screens.help import HelpScreen
 from .screens.model_picker import ModelPicker
-from .widgets.charts import WINDOWS, ChartsPanel, window_label
+from .widgets.charts import WINDOWS, ChartsPanel, recent_history, window_label
 from .widgets.cores import CoresPanel
 from .widgets.events import EventsPanel
 from .widgets.header import HeaderBar
@@ -45,6 +45,8 @@ from .widgets.workload import WorkloadPanel
 
 MAX_BATCH = 1024
 MAX_CONCURRENCY = 256
+MIN_UPDATE_SECONDS = 0.25  # screen updates: a burst of events costs one
+PLOT_SECONDS = 1.0  # workload plots: one replot a second at most
 COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
 WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
 
@@ -106,6 +108,9 @@ class NeuronTUI(App[int]):
         self._previous: WorkloadState | None = None  # shown dimmed until the new run has figures
         self._plotted: tuple[Any, int, bool] | None = None
         self._plotted_history: Any = None
+        self._last_update = self._last_plot = 0.0
+        self._flush_scheduled = self._replot_scheduled = False
+        self._bindings_state: tuple | None = None
         self.stats = TelemetryStats(store)  # per-core figures of the current run, for `e`
         self.stats.active = True
 
@@ -157,6 +162,18 @@ class NeuronTUI(App[int]):
 
     @on(StoreChanged)
     def _on_store_changed(self) -> None:
+        # At most one screen update per MIN_UPDATE_SECONDS: a burst of events is one update.
+        wait = self._last_update + MIN_UPDATE_SECONDS - time.monotonic()
+        if wait > 0:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.set_timer(wait, self._flush)
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._last_update = time.monotonic()
         with self._pending_lock:
             kinds, self._pending = self._pending, set()
         update_hints(self.store)
@@ -173,7 +190,7 @@ class NeuronTUI(App[int]):
             health = [h for h in store.health.values() if h.name != "workload"]
             events, stderr = list(store.events), list(wl.stderr_tail)
             history_tail = store.history[-1] if store.history else None
-            history = list(store.history) if history_tail is not self._plotted_history else None
+            history = recent_history(store.history, self.window) if history_tail is not self._plotted_history else None
         events_panel = self.query_one(EventsPanel)
         if wl is not self._current:
             if self._current is not None and self._current.windows:
@@ -194,16 +211,34 @@ class NeuronTUI(App[int]):
                 self.query_one(MemoryPanel).show(snapshot, detailed=not self.has_class("-compact"))
                 self.query_one(RuntimesPanel).show(snapshot)
             self.query_one(WorkloadPanel).show(wl, self._previous, enabled=self.config is not None)
-            charts = self.query_one(ChartsPanel)
-            plotted = (shown, len(shown.windows), dimmed)
-            if plotted != self._plotted:  # one replot per new window
-                charts.replot_workload(shown, previous=dimmed)
-                self._plotted = plotted
+            self._replot_workload(shown, dimmed)
             if history is not None:  # one replot per new sample
-                charts.replot_utilization(history)
+                self.query_one(ChartsPanel).replot_utilization(history)
                 self._plotted_history = history_tail
             events_panel.show(events, stderr, time.time())
-        self.refresh_bindings()
+        bindings_state = (self.config, wl.state, bool(wl.windows), self.resolved_backend(),
+                          snapshot.instance.get("instance_type") if snapshot else None)
+        if bindings_state != self._bindings_state:  # the footer re-renders only when a key's state changes
+            self._bindings_state = bindings_state
+            self.refresh_bindings()
+
+    def _replot_workload(self, shown: WorkloadState, dimmed: bool) -> None:
+        """Windows arrive every ~0.5 s; the plots move at most once a second (their x resolution)."""
+        plotted = (shown, len(shown.windows), dimmed)
+        if plotted == self._plotted:
+            return
+        due = self._last_plot + PLOT_SECONDS - time.monotonic()
+        if due > 0 and self._plotted is not None and self._plotted[0] is shown:
+            if not self._replot_scheduled:
+                self._replot_scheduled = True
+                self.set_timer(due, self._scheduled_replot)
+            return
+        self.query_one(ChartsPanel).replot_workload(shown, previous=dimmed)
+        self._plotted, self._last_plot = plotted, time.monotonic()
+
+    def _scheduled_replot(self) -> None:
+        self._replot_scheduled = False
+        self.update_panels(set())
 
     def _log_phase(self, wl: WorkloadState) -> None:
         """Each phase of a run (building, compiling, loading, warmup, running) once in the events."""

@@ -14,13 +14,13 @@ from textual_plotext import PlotextPlot
 
 from ...store import HistoryPoint, WorkloadState
 
-WINDOWS = (60, 300, 900)  # seconds: the `w` key cycles 1 / 5 / 15 min
+WINDOWS = (60, 300, 900)  # seconds: the `w` key cycles 1 / 5 / 15 min (titles say 1m, 5m, 15m)
 KIND_TITLES = {"neuroncore": "NeuronCores", "gpu": "GPUs", "vcpu": "vCPUs"}
 KIND_COLORS = {"neuroncore": "green+", "gpu": "magenta+", "vcpu": "cyan"}
 
 
 def window_label(seconds: int) -> str:
-    return f"{seconds // 60} min"
+    return f"{seconds // 60}m"
 
 
 def recent(points: Sequence[tuple[float, float]], window: float, max_points: int) -> tuple[list[float], list[float]]:
@@ -37,15 +37,35 @@ def recent(points: Sequence[tuple[float, float]], window: float, max_points: int
     return [t - newest for t, _ in chosen], [v for _, v in chosen]
 
 
-def workload_series(wl: WorkloadState) -> dict[str, list[tuple[float, float]]]:
+def recent_history(history: Sequence[HistoryPoint], window: float) -> list[HistoryPoint]:
+    """The points of the last `window` seconds (the Store keeps an hour; a plot needs minutes)."""
+    if not history:
+        return []
+    oldest = history[-1].time - window
+    out = []
+    for point in reversed(history):
+        if point.time < oldest:
+            break
+        out.append(point)
+    return out[::-1]
+
+
+def workload_series(wl: WorkloadState, window: float) -> dict[str, list[tuple[float, float]]]:
     throughput, p50, p99 = [], [], []
-    for window in wl.windows:
-        throughput.append((window.end, window.throughput))
-        percentiles = window.percentiles or {}
+    recent = []
+    if wl.windows:
+        oldest = wl.windows[-1].end - window
+        for event in reversed(wl.windows):  # newest first, only as far back as the plot shows
+            if event.end < oldest:
+                break
+            recent.append(event)
+    for event in reversed(recent):
+        throughput.append((event.end, event.throughput))
+        percentiles = event.percentiles or {}
         if percentiles.get("p50") is not None:
-            p50.append((window.end, percentiles["p50"] * 1e3))
+            p50.append((event.end, percentiles["p50"] * 1e3))
         if percentiles.get("p99") is not None:
-            p99.append((window.end, percentiles["p99"] * 1e3))
+            p99.append((event.end, percentiles["p99"] * 1e3))
     return {"throughput": throughput, "p50": p50, "p99": p99}
 
 
@@ -77,15 +97,15 @@ class ChartsPanel(Vertical):
         return plot if plot.display and self.display else None
 
     def replot_workload(self, wl: WorkloadState | None, previous: bool) -> None:
-        series = workload_series(wl) if wl is not None else {"throughput": [], "p50": [], "p99": []}
+        series = workload_series(wl, self.window) if wl is not None else {"throughput": [], "p50": [], "p99": []}
         suffix = " · previous run" if previous else ""
         plot = self._plot("throughput")
         if plot is not None:
-            self._draw(plot, f"throughput /s · {window_label(self.window)}{suffix}",
+            self._draw(plot, f"throughput {window_label(self.window)}{suffix}",
                        [("", series["throughput"], "gray" if previous else "green+")])
         plot = self._plot("latency")
         if plot is not None:
-            self._draw(plot, f"latency ms · {window_label(self.window)}{suffix}",
+            self._draw(plot, f"latency ms {window_label(self.window)}{suffix}",
                        [("p50", series["p50"], "gray" if previous else "cyan+"),
                         ("p99", series["p99"], "gray+" if previous else "orange+")])
 
@@ -94,7 +114,7 @@ class ChartsPanel(Vertical):
         if plot is None:
             return
         series = utilization_series(history)
-        self._draw(plot, f"utilization % · {window_label(self.window)}",
+        self._draw(plot, f"utilization % {window_label(self.window)}",
                    [(KIND_TITLES.get(kind, kind), points, KIND_COLORS.get(kind, "default"))
                     for kind, points in series.items()], y_max=100)
 

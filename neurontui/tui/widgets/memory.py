@@ -22,11 +22,21 @@ class MemoryPanel(Widget):
         super().__init__(**kwargs)
         self.snapshot: Snapshot | None = None
         self.detailed = True  # per-core cells; off on small terminals
+        self._shown_shape: tuple | None = None
 
     def show(self, snapshot: Snapshot | None, detailed: bool) -> None:
+        shape = self._shape(snapshot, detailed)
         self.snapshot = snapshot
         self.detailed = detailed
-        self.refresh(layout=True)
+        self.refresh(layout=shape != self._shown_shape)  # re-layout only when the line count can change
+        self._shown_shape = shape
+
+    @staticmethod
+    def _shape(snapshot: Snapshot | None, detailed: bool) -> tuple:
+        if snapshot is None:
+            return ()
+        mem = snapshot.memory
+        return (len(snapshot.cores_of("gpu")), mem.device_used_bytes is None, len(mem.per_core), detailed)
 
     def render(self) -> RenderableType:
         snap = self.snapshot

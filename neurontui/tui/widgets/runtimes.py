@@ -38,13 +38,17 @@ class RuntimesPanel(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="none", zebra_stripes=False, **kwargs)
         self.can_focus = False
+        self._rows: list[tuple[str, ...]] | None = None
 
     def on_mount(self) -> None:
         self.add_columns(*COLUMNS)
 
     def show(self, snapshot: Snapshot | None) -> None:
-        runtimes = snapshot.runtimes if snapshot else []
-        self.display = bool(runtimes)
+        rows = [runtime_row(runtime) for runtime in (snapshot.runtimes if snapshot else [])]
+        if rows == self._rows:
+            return  # unchanged: no re-layout
+        self._rows = rows
+        if self.display != bool(rows):
+            self.display = bool(rows)
         self.clear()
-        for runtime in runtimes:
-            self.add_row(*runtime_row(runtime), key=runtime.key or None)
+        self.add_rows(rows)

@@ -18,7 +18,7 @@ STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "crashed": "bo
 
 
 class WorkloadPanel(Widget):
-    DEFAULT_CSS = "WorkloadPanel { height: auto; }"
+    DEFAULT_CSS = "WorkloadPanel { height: 5; }"  # fixed: new figures never re-layout the screen
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -28,7 +28,7 @@ class WorkloadPanel(Widget):
 
     def show(self, current: WorkloadState, previous: WorkloadState | None, enabled: bool = True) -> None:
         self.current, self.previous, self.enabled = current, previous, enabled
-        self.refresh(layout=True)
+        self.refresh()
 
     def render(self) -> RenderableType:
         wl = self.current
