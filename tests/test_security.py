@@ -1,0 +1,222 @@
+"""Security: children start from argument lists (never a shell), `--monitor-cmd` is split with
+shlex and its shell syntax stays literal, the exporter listens on loopback unless told otherwise,
+weights load with weights_only (a hostile pickle runs no code), and the compile cache is a
+private (0700) per-user directory."""
+import ast
+import json
+import os
+import shlex
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+from workloads.protocol import Error, decode
+
+TRN1N = FIXTURES / "v2_trn1n_32xlarge_2runtimes.json"
+
+# Stands in for neuron-monitor: writes the arguments it received to a file, prints one report.
+ARGV_RECORDER = """
+import json, sys
+with open(sys.argv[1], "w") as out:
+    json.dump(sys.argv[3:], out)
+with open(sys.argv[2]) as report:
+    print(json.dumps(json.load(report)), flush=True)
+"""
+
+
+def test_monitor_cmd_shell_syntax_reaches_the_program_as_plain_words(python, child_env, tmp_path):
+    script = tmp_path / "monitor.py"
+    script.write_text(ARGV_RECORDER)
+    argv_file = tmp_path / "argv.json"
+    markers = [tmp_path / name for name in ("semicolon", "dollar", "backtick", "and", "pipe")]
+    tail = (f"; touch {markers[0]} $(touch {markers[1]}) `touch {markers[2]}` && touch {markers[3]} "
+            f"| touch {markers[4]} > {tmp_path / 'redirected'}")
+    command = shlex.join([python, str(script), str(argv_file), str(TRN1N)]) + " " + tail
+    out = subprocess.run([python, "-m", "neurontui", "--once", "--json", "--monitor-cmd", command],
+                         capture_output=True, text=True, env=child_env, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["cores"], "the report was read"
+    assert not [m.name for m in markers if m.exists()] and not (tmp_path / "redirected").exists()
+    assert json.loads(argv_file.read_text()) == shlex.split(tail)  # every metacharacter arrived as a word
+
+
+def call_name(node: ast.Call) -> str:
+    func = node.func
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
+
+
+def test_no_code_path_starts_a_shell():
+    shell_calls = ("os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput",
+                   "os.execl", "os.spawnl", "pty.spawn")
+    found = []
+    for path in sorted([*(ROOT / "neurontui").rglob("*.py"), *(ROOT / "workloads").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = call_name(node)
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if name in shell_calls:
+                found.append(f"{where}: {name}")
+            for keyword in node.keywords:
+                if keyword.arg == "shell" and not (isinstance(keyword.value, ast.Constant) and not keyword.value.value):
+                    found.append(f"{where}: shell={ast.unparse(keyword.value)}")
+    assert not found, found
+
+
+# -- the exporter's address ---------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_addresses(python, child_env, tmp_path, *extra):
+    """Start a headless replay serving metrics; the addresses its process listens on."""
+    port = free_port()
+    proc = subprocess.Popen([python, "-m", "neurontui", "--headless", "--no-workload", "--monitor",
+                             f"replay:{TRN1N}", "--loop", "--prometheus-port", str(port), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listening = [c.laddr.ip for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                         if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+            if listening:
+                return listening
+            assert proc.poll() is None, "neurontui exited"
+            time.sleep(0.2)
+        raise AssertionError("the exporter never listened")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.slow
+def test_exporter_listens_on_loopback_by_default(python, child_env, tmp_path):
+    assert listening_addresses(python, child_env, tmp_path) == ["127.0.0.1"]
+
+
+@pytest.mark.slow
+def test_exporter_listens_on_all_interfaces_only_when_told(python, child_env, tmp_path):
+    assert listening_addresses(python, child_env, tmp_path, "--prometheus-addr", "0.0.0.0") == ["0.0.0.0"]
+
+
+# -- weights --------------------------------------------------------------------------------------
+class CreatesAFile:
+    """Unpickled, this opens (creates) a file: what a hostile checkpoint does, harmlessly."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def run_workload(child_env, *args, timeout=180):
+    """Run the real child to its end; stdin (its lifeline: EOF means "parent gone") stays open meanwhile."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "workloads", "--model", "cnn", "--backend", "cpu",
+                                 "--duration", "0.3", "--warmup", "0.1", "--window", "0.1", *map(str, args)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=child_env)
+        try:
+            out = proc.stdout.read()
+            proc.wait(timeout)
+        finally:
+            proc.kill()
+            proc.stdin.close()
+            proc.stdout.close()
+        err.seek(0)
+        return proc.returncode, [decode(line) for line in out.splitlines()], err.read().decode()
+
+
+@pytest.mark.slow
+def test_a_hostile_pickle_is_refused_in_one_line_and_runs_no_code(child_env, tmp_path):
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "pwned"
+    weights = tmp_path / "evil.pt"
+    torch.save({"conv.weight": CreatesAFile(str(marker))}, weights)
+    torch.load(weights, weights_only=False)  # proof that the file is hostile: a full unpickle runs it
+    assert marker.exists()
+    marker.unlink()
+
+    code, events, err = run_workload(child_env, "--weights", weights, "--cache-dir", tmp_path / "cache")
+    errors = [e for e in events if isinstance(e, Error)]
+    assert code != 0 and len(errors) == 1 and errors[0].kind == "weights", (events, err)
+    assert "\n" not in errors[0].message and str(weights) in errors[0].message
+    assert "Traceback" not in err
+    assert not marker.exists(), "unpickling the weights ran code"
+
+
+def refusal_of_a_pickled_full_model(child_env, tmp_path) -> Error:
+    torch = pytest.importorskip("torch")
+    from workloads.config import WorkloadConfig
+    from workloads.models import get_model
+
+    model = get_model("cnn").build(WorkloadConfig(model="cnn", backend="cpu"))
+    weights = tmp_path / "model.pt"
+    torch.save(model, weights)  # the whole module pickled, not its state_dict()
+    code, events, err = run_workload(child_env, "--weights", weights, "--cache-dir", tmp_path / "cache")
+    [error] = [e for e in events if isinstance(e, Error)]
+    assert code != 0 and error.kind == "weights" and "Traceback" not in err
+    return error
+
+
+@pytest.mark.slow
+def test_a_pickled_full_model_is_refused_in_one_line(child_env, tmp_path):
+    error = refusal_of_a_pickled_full_model(child_env, tmp_path)
+    assert "\n" not in error.message and "cannot read weights file" in error.message
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="load_weights passes on the first line of torch's weights_only error: "
+                                       "ANSI bold codes, 'you have two options' with the options cut off, "
+                                       "no mention of saving model.state_dict() (report to the lead)")
+def test_a_pickled_full_model_refusal_names_the_fix_in_plain_text(child_env, tmp_path):
+    error = refusal_of_a_pickled_full_model(child_env, tmp_path)
+    assert "\x1b" not in error.message and "state_dict()" in error.message
+
+
+# -- the compile cache ------------------------------------------------------------------------------
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.slow
+def test_the_cache_is_a_private_per_user_directory(child_env, tmp_path):
+    env = dict(child_env, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    code, events, err = run_workload(env)
+    assert code == 0, err
+    cache = tmp_path / "xdg" / "neurontui"
+    assert mode(cache) == 0o700
+    assert list(cache.glob("cnn-*.pt")), "the traced artifact was saved there"
+
+    os.chmod(cache, 0o755)  # loosened by hand (or created by an older version): tightened again
+    code, events, err = run_workload(env)
+    assert code == 0, err
+    assert mode(cache) == 0o700
+
+
+@pytest.mark.slow
+def test_a_cache_directory_of_another_user_is_refused(child_env, tmp_path):
+    if os.getuid() == 0:
+        foreign = tmp_path / "theirs"
+        foreign.mkdir(mode=0o700)
+        os.chown(foreign, 4242, 4242)
+    else:
+        foreign = "/"  # root's
+    code, events, err = run_workload(child_env, "--cache-dir", foreign)
+    [error] = [e for e in events if isinstance(e, Error)]
+    assert code != 0 and "belongs to another user" in error.message and str(foreign) in error.message
