@@ -389,9 +389,13 @@ def main(argv: list[str]) -> int:
     if not any(_matches(r, args.baseline) for r in rows):
         print(f"neurontui report: no row matches baseline {args.baseline!r}; speed-ups are left out", file=sys.stderr)
     text = "\n".join(["# neurontui comparison", ""] + comparison_tables(rows, args.baseline)) + "\n"
-    print(text)
-    if not args.no_chart:
-        print(chart(rows, color=sys.stdout.isatty()))
+    try:
+        print(text)
+        if not args.no_chart:
+            print(chart(rows, color=sys.stdout.isatty()))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `neurontui report ... | head`: the reader has seen enough
+        sys.stdout = open(os.devnull, "w")
     if args.output:
         try:
             write_atomic(args.output, text)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -375,3 +376,29 @@ def test_a_crashed_child_is_a_failed_row_and_the_sweep_goes_on(python, child_env
     rows = json.loads(target.read_text())["rows"]
     assert [(r["batch"], r["status"]) for r in rows] == [(1, "failed"), (2, "ok")]
     assert rows[0]["reason"].startswith("killed by SIGKILL")
+
+
+def test_progress_bar_on_a_real_terminal(python, child_env, tmp_path):
+    import pty
+
+    main, terminal = pty.openpty()
+    proc = subprocess.Popen(cli(python, "--monitor", REPLAY, "--loop", "--replay-speed", 10, "--no-workload",
+                                "--duration", 2, "--export", tmp_path / "t.json"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal, env=child_env)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.wait(timeout=30) == 0
+    text = seen.decode()
+    assert text.count("\r\x1b[K[") >= 3, text  # redrawn in place, not one line per update
+    assert "watching telemetry" in text and "#" in text
+    # the bar is cleared before the closing message, which ends on its own line
+    assert re.search(r"\r\x1b\[Kwrote telemetry of \d+ samples to \S+t\.json\r?\n$", text), text[-200:]
