@@ -219,7 +219,7 @@ class HeadlessRun:
         if self.args.export and not self._save():
             time.sleep(1.0)  # one more try: space may have been freed
             if not self._save():
-                self.progress.message(f"neurontui: the export could not be written; here it is as JSON:")
+                self.progress.message("neurontui: the export could not be written; here it is as JSON:")
                 sys.stderr.write(render_json(self.document))
                 return 1
         self.progress.close()

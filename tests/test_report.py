@@ -3,7 +3,6 @@ import json
 import re
 import subprocess
 
-import pytest
 
 from neurontui.report import new_document, render
 from tests.conftest import ROOT
