@@ -214,8 +214,11 @@ class HeadlessRun:
         return True
 
     def _finish(self) -> int:
-        self.document["complete"] = not self.stop.is_set()
-        self.document["interrupted_by"] = self.stopped_by
+        # Cut short = a signal came before the planned end; a run without one ends by a signal.
+        planned_end = self.config.duration is not None or not self.args.no_workload
+        cut_short = self.stop.is_set() and planned_end
+        self.document["complete"] = not cut_short
+        self.document["interrupted_by"] = self.stopped_by if cut_short else None
         if self.args.export and not self._save():
             time.sleep(1.0)  # one more try: space may have been freed
             if not self._save():
@@ -228,7 +231,7 @@ class HeadlessRun:
             what = (f"telemetry of {telemetry['samples']} samples" if telemetry is not None
                     else f"{len(self.document['rows'])} row(s)")
             self.progress.message(f"wrote {what} to {self.args.export}")
-        if self.stop.is_set() and (self.args.export or self.args.sweep):  # results are incomplete
+        if cut_short and (self.args.export or self.args.sweep):  # the results on disk are incomplete
             return 128 + signal.Signals[self.stopped_by or "SIGINT"].value
         rows = self.document["rows"]
         if rows and not any(row["status"] in ("ok", "skipped") for row in rows):

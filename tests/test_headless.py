@@ -402,3 +402,15 @@ def test_progress_bar_on_a_real_terminal(python, child_env, tmp_path):
     assert "watching telemetry" in text and "#" in text
     # the last state of the bar stays on screen; the closing message gets a line of its own
     assert re.search(r"s left\r?\nwrote telemetry of \d+ samples to \S+t\.json\r?\n$", text), text[-200:]
+
+
+def test_ctrl_c_is_the_planned_end_of_an_open_ended_telemetry_export(python, child_env, tmp_path):
+    target = tmp_path / "t.csv"
+    run_ = Started(python, child_env, "--monitor", REPLAY, "--loop", "--replay-speed", 10, "--no-workload",
+                   "--export", target)
+    wait_for(lambda: any("3 samples" in line for line in run_.lines), 30, "a few samples")
+    run_.proc.send_signal(signal.SIGINT)
+    assert run_.proc.wait(timeout=20) == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 160 and {r["kind"] for r in rows} == {"neuroncore", "vcpu"}
+    assert all(int(r["samples"]) >= 3 for r in rows if r["kind"] == "neuroncore")
