@@ -101,10 +101,10 @@ def render_markdown(document: dict[str, Any]) -> str:
     lines.append("")
     if document["rows"]:
         lines += markdown_table(
-            ["model", "host", "backend", "mode", "batch", "conc", "p50", "p99", "samples/s",
+            ["model", "host", "backend", "device", "precision", "mode", "batch", "conc", "p50", "p99", "samples/s",
              "stable", "core util", "note"],
-            [[r.get("model"), r.get("host_label"), r.get("backend"), r.get("mode"), r.get("batch"),
-              r.get("concurrency"), _latency_cell(r, "p50"), _latency_cell(r, "p99"),
+            [[r.get("model"), r.get("host_label"), r.get("backend"), r.get("device_name"), r.get("precision"),
+              r.get("mode"), r.get("batch"), r.get("concurrency"), _latency_cell(r, "p50"), _latency_cell(r, "p99"),
               _rate(r.get("throughput_per_second")), r.get("stability"),
               _ratio(r.get("core_utilization_mean")), _note(r)] for r in document["rows"]])
     telemetry = document.get("telemetry")
