@@ -21,19 +21,19 @@ LIVE_NUMBERS = re.compile(r"throughput [\d.]+[kM]?/s")  # the workload panel, no
 class Terminal:
     """A private tmux server (its own socket) running one command in a 100x30 pane."""
 
-    def __init__(self, command: list[str], env: dict[str, str], tmp_path) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], tmp_path, size=(100, 30)) -> None:
         self.socket = f"neurontui-test-{os.getpid()}-{id(self)}"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         line = f"cd {shlex.quote(str(tmp_path))} && exec env {exports} {shlex.join(command)}"
-        self.tmux("new-session", "-d", "-s", "main", "-x", "100", "-y", "30", line)
+        self.tmux("new-session", "-d", "-s", "main", "-x", str(size[0]), "-y", str(size[1]), line)
         self.pid = int(self.tmux("display-message", "-p", "-t", "main", "#{pane_pid}").strip())
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
 
-    def screen(self) -> str:
+    def screen(self, escapes: bool = False) -> str:
         try:
-            return self.tmux("capture-pane", "-p", "-t", "main")
+            return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "main")
         except subprocess.CalledProcessError:
             return ""  # the pane closed with the app
 
@@ -64,12 +64,13 @@ def alive(pids: list[int]) -> list[int]:
     return left
 
 
+COMMAND = [sys.executable, "-m", "neurontui", "--model", "cnn", "--backend", "cpu", "--monitor", "host",
+           "--prometheus-port", "0", "--warmup", "0.2", "--window", "0.25"]
+
+
 @pytest.fixture
 def dashboard(child_env, tmp_path):
-    env = {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
-    command = [sys.executable, "-m", "neurontui", "--model", "cnn", "--backend", "cpu", "--monitor", "host",
-               "--prometheus-port", "0", "--warmup", "0.2", "--window", "0.25"]
-    terminal = Terminal(command, env, tmp_path)
+    terminal = Terminal(COMMAND, {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
     yield terminal
     terminal.close()
 
@@ -114,3 +115,18 @@ def test_ctrl_c_and_signals_end_it_without_orphans(dashboard, ending):
     else:
         os.kill(dashboard.pid, ending)
     ended_cleanly(dashboard, descendants, by_themselves=ending == signal.SIGKILL)
+
+
+@pytest.mark.parametrize("env", [{"TERM": "xterm"}, {"TERM": "xterm", "NO_COLOR": "1"}], ids=["16-colours", "NO_COLOR"])
+def test_usable_over_ssh_at_80x24_with_16_colours_or_none(child_env, tmp_path, env):
+    terminal = Terminal(COMMAND, {"PYTHONPATH": child_env["PYTHONPATH"], **env}, tmp_path, size=(80, 24))
+    try:
+        screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
+        assert "? help" in screen and "q quit" in screen  # the keys that matter stay in the footer
+        assert re.search(r"p99 [\d.]+ (us|ms|s)", screen)
+        # a 16-colour terminal gets only its own colours: no 256-colour or 24-bit sequences
+        assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", terminal.screen(escapes=True))
+        terminal.keys("q")
+        ended_cleanly(terminal, [])
+    finally:
+        terminal.close()
