@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.conftest import ROOT
 from workloads.protocol import Bye, Error, Hello, Phase, Ready, Window, decode
 
 TIMEOUT = 120
@@ -210,3 +211,14 @@ def test_pipeline_runs_stages_in_workers(child_env, tmp_path):
     ready = next(e for e in events if isinstance(e, Ready))
     assert ready.cores_used == 2 and "cutting cnn into 2 stages" in [e.detail for e in events if isinstance(e, Phase)]
     assert events[-1].completed > 0 and events[-1].completed % 4 == 0
+
+
+def test_gpu_check_without_a_gpu_fails_with_one_clear_line(child_env):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: gpu_check.py would run for minutes")
+    proc = subprocess.run([sys.executable, "tests/benchmarks/gpu_check.py", "--budget", "1"], capture_output=True,
+                          text=True, env=child_env, timeout=TIMEOUT, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().startswith("gpu_check: no CUDA GPU here") and "\n" not in proc.stderr.strip()

@@ -1,0 +1,55 @@
+"""Parallel modes on this machine's CPUs: dp and pipeline throughput relative to single, same run.
+
+    python3 tests/benchmarks/bench_modes.py [--seconds 4] [--models cnn,resnet50] [--rounds 2]
+
+Batch 1, concurrency 2, single-stream, through the real `python -m workloads` child:
+single (one replica on all CPUs; the two requests queue and merge into batches of up to 2),
+dp (one pinned worker process per CPU; requests travel over pipes) and pipeline (stages in
+pinned workers). Modes alternate within a round so drift hits them alike; ratios use medians.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from child_runs import run_workload  # noqa: E402
+
+MODES = ("single", "dp", "pipeline")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--models", default="cnn,resnet50")
+    args = parser.parse_args()
+    print(f"CPUs: {len(os.sched_getaffinity(0))}; batch 1, concurrency 2, single-stream")
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for model in args.models.split(","):
+            results: dict[str, list[dict]] = {mode: [] for mode in MODES}
+            for _ in range(args.rounds):
+                for mode in MODES:
+                    result = run_workload(["--model", model, "--backend", "cpu", "--mode", mode, "--batch", "1",
+                                           "--concurrency", "2", "--duration", str(args.seconds),
+                                           "--warmup", "1"], cache_dir)
+                    if "error" in result:
+                        print(f"{model} {mode}: {result['error']}")
+                    else:
+                        results[mode].append(result)
+            base = statistics.median(r["throughput"] for r in results["single"]) if results["single"] else None
+            for mode in MODES:
+                if not results[mode]:
+                    continue
+                throughput = statistics.median(r["throughput"] for r in results[mode])
+                p50 = statistics.median(r["p50"] for r in results[mode])
+                ratio = f"{throughput / base:.2f}x single" if base else ""
+                print(f"{model:9} {mode:9} {throughput:9.1f}/s  p50 {p50 * 1e3:8.2f} ms  {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
