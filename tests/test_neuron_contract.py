@@ -172,3 +172,16 @@ def test_contract_neuronx_has_no_pipeline_mode(tmp_path, torch_neuronx):
     with pytest.raises(WorkloadFailure, match="torch-neuronx has no pipeline mode") as caught:
         prepare(tmp_path, mode="pipeline")
     assert caught.value.kind == "unsupported" and not torch_neuronx.traces
+
+
+def test_contract_untraceable_model_fails_before_the_neuron_compiler_runs(torch_neuron):
+    """Stand-in torch.neuron.trace: a branch on a tensor's value is reported, and no compile starts."""
+    from workloads.cache import trace_module
+
+    class BranchesOnValues(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x - 1
+
+    with pytest.raises(WorkloadFailure, match="tensor-dependent control flow") as caught:
+        trace_module(BranchesOnValues(), (torch.rand(2, 3),), tracer=torch.neuron.trace, compiler_args=[])
+    assert caught.value.kind == "trace" and torch_neuron.traces == []

@@ -75,24 +75,23 @@ def input_signature(inputs: Sequence[Any]) -> list[str]:
 
 
 def trace_module(model: Any, inputs: tuple, tracer: Callable | None = None, **kwargs: Any) -> Any:
-    """Trace `model` on `inputs` with `tracer` (torch.jit.trace, or a Neuron compiler's trace).
+    """Trace `model` on `inputs`: torch.jit.trace, then, if given, `tracer` (a Neuron compiler's trace).
 
     Tracing freezes the graph, so a tracer warning (a branch on a tensor's value, a tensor
     turned into a Python number) means the artifact would silently be wrong: it is an error.
+    The strict torch.jit.trace runs first on every path, so a compiler whose own internals
+    warn is not mistaken for an untraceable model, and an untraceable one fails in seconds,
+    not after minutes of compiling.
     """
     import torch
 
-    tracer = tracer or torch.jit.trace
-    if tracer is torch.jit.trace:
-        kwargs.setdefault("check_trace", False)  # the check reruns the model on the same inputs: it proves nothing
     shapes = ", ".join(input_signature(inputs))
     with quiet_jit():
         warnings.simplefilter("error", torch.jit.TracerWarning)
         try:
             with torch.no_grad():
-                return tracer(model, inputs, **kwargs)
-        except WorkloadFailure:
-            raise
+                # check_trace would rerun the model on the same inputs: it proves nothing.
+                traced = torch.jit.trace(model, inputs, check_trace=False)
         except Exception as exc:  # noqa: BLE001 - shape errors, unsupported ops: one line for the user
             warning = _tracer_warning(exc, torch.jit.TracerWarning)
             if warning is not None:
@@ -101,6 +100,16 @@ def trace_module(model: Any, inputs: tuple, tracer: Callable | None = None, **kw
                              "(tensor-dependent control flow; tracing needs a static graph)") from None
             raise WorkloadFailure("trace", f"tracing {type(model).__name__} on inputs {shapes} failed: "
                                            f"{one_line(exc)}") from None
+    if tracer is None:
+        return traced
+    del traced
+    try:
+        with torch.no_grad():
+            return tracer(model, inputs, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        name = f"{getattr(tracer, '__module__', '') or ''}.{getattr(tracer, '__name__', 'trace')}".lstrip(".")
+        raise WorkloadFailure("trace", f"{name} failed on {type(model).__name__} with inputs {shapes}: "
+                                       f"{one_line(exc)}") from None
 
 
 def _tracer_warning(exc: BaseException, kind: type) -> BaseException | None:
