@@ -3,6 +3,8 @@ workload child, panels show what the Store holds, keys are dimmed where they do 
 import asyncio
 import functools
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -71,7 +73,7 @@ async def test_no_core_is_dropped_on_a_64_core_host(size, dense):
 async def test_resize_switches_between_compact_and_full_layout():
     store = Store()
     store.publish_snapshot(parse_report((FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text(), 1000.0).snapshot)
-    app = NeuronTUI(store, None, host="test-host")
+    app = NeuronTUI(store, WorkloadConfig(), None, host="test-host")  # the settings shown; no child here
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.has_class("-compact") and not app.query_one("#plot-util").display
@@ -94,7 +96,9 @@ async def test_without_a_workload_its_keys_are_dimmed_and_do_nothing():
         assert app.check_action("window", ()) and app.check_action("help", ())
         await pilot.press("d", "plus", "r")
         assert app.config is None and store.workload.run_id == 0
-        assert "no workload" in plain(app.query_one(WorkloadPanel))
+        assert "hardware only" in plain(app.query_one(WorkloadPanel))
+        # the utilization plot takes the workload plots' place, even on a small terminal
+        assert app.query_one("#plot-util").display and not app.query_one("#plot-throughput").display
 
 
 @sync
@@ -193,3 +197,27 @@ async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp
     finally:
         app.shutdown()
     assert not workload.running and child is not None
+
+
+@pytest.mark.slow
+@sync
+async def test_a_killed_child_is_an_event_with_its_status_and_r_brings_it_back(child_env):
+    """The workload dying (as under the OOM killer) costs the run, not the dashboard."""
+    store = Store()
+    workload = WorkloadProcess(store, env=child_env)
+    app = NeuronTUI(store, FAST_CPU_RUN, workload, host="test-host")
+    try:
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: store.workload.windows, what="first windows")
+            os.kill(workload.pid, signal.SIGKILL)
+            await wait_for(pilot, lambda: store.workload.state == "crashed", timeout=20, what="the crash")
+            await pilot.pause(0.5)
+            shown = "\n".join(line.text for line in app.query_one(EventsPanel).lines)
+            assert "killed by SIGKILL" in shown and "press r to restart" in shown
+            assert "crashed" in plain(app.query_one(WorkloadPanel))
+            assert app.check_action("restart", ()) and app.check_action("pause", ()) is None
+            await pilot.press("r")
+            await wait_for(pilot, lambda: store.workload.state == "running" and store.workload.windows,
+                           what="the restarted run")
+    finally:
+        app.shutdown()

@@ -1,13 +1,16 @@
 """The real `neurontui` binary in a real terminal (tmux): it starts, shows live numbers,
-takes keys, and however it is ended (q, Ctrl-C, SIGTERM, SIGHUP) leaves no process behind."""
+takes keys, serves Prometheus, and however it is ended (q, Ctrl-C, SIGTERM, SIGHUP, even
+SIGKILL) leaves no process behind."""
 import os
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -64,13 +67,14 @@ def alive(pids: list[int]) -> list[int]:
     return left
 
 
-COMMAND = [sys.executable, "-m", "neurontui", "--model", "cnn", "--backend", "cpu", "--monitor", "host",
-           "--prometheus-port", "0", "--warmup", "0.2", "--window", "0.25"]
+def neurontui(port: int = 0) -> list[str]:
+    return [sys.executable, "-m", "neurontui", "--model", "cnn", "--backend", "cpu", "--monitor", "host",
+            "--prometheus-port", str(port), "--warmup", "0.2", "--window", "0.25"]
 
 
 @pytest.fixture
 def dashboard(child_env, tmp_path):
-    terminal = Terminal(COMMAND, {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
+    terminal = Terminal(neurontui(), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
     yield terminal
     terminal.close()
 
@@ -119,7 +123,7 @@ def test_ctrl_c_and_signals_end_it_without_orphans(dashboard, ending):
 
 @pytest.mark.parametrize("env", [{"TERM": "xterm"}, {"TERM": "xterm", "NO_COLOR": "1"}], ids=["16-colours", "NO_COLOR"])
 def test_usable_over_ssh_at_80x24_with_16_colours_or_none(child_env, tmp_path, env):
-    terminal = Terminal(COMMAND, {"PYTHONPATH": child_env["PYTHONPATH"], **env}, tmp_path, size=(80, 24))
+    terminal = Terminal(neurontui(), {"PYTHONPATH": child_env["PYTHONPATH"], **env}, tmp_path, size=(80, 24))
     try:
         screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
         assert "? help" in screen and "q quit" in screen  # the keys that matter stay in the footer
@@ -130,3 +134,38 @@ def test_usable_over_ssh_at_80x24_with_16_colours_or_none(child_env, tmp_path, e
         ended_cleanly(terminal, [])
     finally:
         terminal.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serves_prometheus_while_the_dashboard_runs(child_env, tmp_path):
+    port = free_port()
+    terminal = Terminal(neurontui(port), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
+    try:
+        screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
+        assert f"127.0.0.1:{port}/metrics" in screen
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "neurontui_" in body
+        terminal.keys("q")
+        ended_cleanly(terminal, [])
+    finally:
+        terminal.close()
+
+
+def test_a_busy_metrics_port_is_an_event_and_the_dashboard_keeps_running(child_env, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        terminal = Terminal(neurontui(port), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
+        try:
+            screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
+            assert "metrics off: address already in use" in screen  # the header says it; the event has details
+            terminal.keys("q")
+            ended_cleanly(terminal, [])
+        finally:
+            terminal.close()

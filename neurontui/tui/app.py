@@ -88,6 +88,7 @@ class NeuronTUI(App[int]):
 
     def __init__(self, store: Store, config: WorkloadConfig | None, workload: WorkloadProcess | None = None, *,
                  host: str | None = None, backends: list[str] | None = None, metrics_url: str = "",
+                 metrics_error: str = "",
                  output_dir: str | None = None, handle_signals: bool = False) -> None:
         super().__init__()
         self.store = store
@@ -96,6 +97,7 @@ class NeuronTUI(App[int]):
         self.host = host or socket.gethostname()
         self.backends = backends or available_backends()
         self.metrics_url = metrics_url
+        self.metrics_error = metrics_error
         self.output_dir = Path(output_dir or os.getcwd())
         self.handle_signals = handle_signals
         self.window = WINDOWS[0]
@@ -116,7 +118,7 @@ class NeuronTUI(App[int]):
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield HeaderBar(self.host, id="header")
+        yield HeaderBar(self.host, self.metrics_error, id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield CoresPanel(id="cores")
@@ -134,6 +136,7 @@ class NeuronTUI(App[int]):
             for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
                 loop.add_signal_handler(sig, self.exit)
         self.set_class(self.size.height < COMPACT_HEIGHT, "-compact")
+        self.set_class(self.config is None, "-no-workload")
         self.store.subscribe(self._store_changed)
         if self.config is not None and self.workload is not None:
             self._start_workload()
@@ -393,15 +396,16 @@ def run_tui(args, config: WorkloadConfig) -> int:
     from ..sources import open_source
 
     store = Store()
-    exporter = None
+    exporter, metrics_error = None, ""
     try:
         exporter = start_exporter(store, args)
     except ExporterError as exc:
+        metrics_error = str(exc)
         store.log("error", "exporter", f"{exc}; the dashboard runs without metrics")
     source = open_source(args, store)
     workload = None if args.no_workload else WorkloadProcess(store)
     app = NeuronTUI(store, None if args.no_workload else config, workload,
-                    metrics_url=exporter.url if exporter else "", handle_signals=True)
+                    metrics_url=exporter.url if exporter else "", metrics_error=metrics_error, handle_signals=True)
     try:
         if source is not None:
             source.start()

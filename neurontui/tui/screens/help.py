@@ -8,19 +8,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP = """\
-[b]Workload[/b] (a switch restarts the child; the last run's figures stay dimmed until new ones arrive)
-  s  single core / replica       d  DataParallel          p  pipeline (where the backend has it)
-  m  pick the model              b  next backend           + / -  double / halve the batch
-  c / C  more / fewer requests in flight                   space  pause / resume the load
-  r  restart the workload        e  export the current run (JSON, in the current directory)
+[b]Workload[/b]  a switch restarts the child; the last figures stay dimmed
+  s  single core / replica         d  DataParallel
+  p  pipeline (where it exists)    m  pick the model
+  b  next backend                  + / -  double / halve the batch
+  c / C  more / fewer in flight    space  pause / resume the load
+  r  restart the workload          e  export this run (JSON, current dir)
 [b]Screen[/b]
-  w  history window 1 / 5 / 15 min    S  save an SVG screenshot    ?  this help    q  quit
+  w  history 1 / 5 / 15 min        S  save an SVG screenshot
+  ?  this help                     q  quit (also Ctrl-C)
 [b]Colours[/b]
-  utilization: blue under 10% (idle), green, yellow from 75% (busy); memory: red from 80%
-  dense core map (many cores): one cell per core, block height = utilization
+  utilization: blue < 10% (idle), green, yellow >= 75% (busy)
+  memory: red >= 80%; many cores: one cell each, height = utilization
 [b]Figures[/b]
-  latency is measured per request after warm-up, kept as a histogram (p50/p90/p99/p99.9);
-  throughput = completed / window wall time; "run" figures cover the whole current run
+  latency per request after warm-up, from a histogram: p50 p90 p99 p99.9
+  throughput = completed / window time; "run" = the whole current run
 
 Press escape, q or ? to close."""
 
@@ -28,7 +30,7 @@ Press escape, q or ? to close."""
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 96; max-width: 100%; height: auto; max-height: 90%;
+    HelpScreen > VerticalScroll { width: 78; max-width: 100%; height: auto; max-height: 90%;
                                   border: round $accent; background: $surface; padding: 0 1; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]

@@ -13,7 +13,7 @@ from .workload import STATE_STYLES
 class HeaderBar(Widget):
     DEFAULT_CSS = "HeaderBar { height: 2; background: $panel; padding: 0 1; }"
 
-    def __init__(self, host: str, **kwargs) -> None:
+    def __init__(self, host: str, metrics_error: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.host = host
         self.snapshot: Snapshot | None = None
@@ -21,6 +21,7 @@ class HeaderBar(Widget):
         self.pending: dict | None = None
         self.health: list[SourceHealth] = []
         self.metrics_url = ""
+        self.metrics_error = metrics_error  # why the exporter is not serving (the event has the details)
 
     def show(self, snapshot, workload, pending, health, metrics_url) -> None:
         self.snapshot, self.workload, self.pending = snapshot, workload, pending
@@ -40,6 +41,8 @@ class HeaderBar(Widget):
                 top.append(f" ({health.bad_lines} bad lines)", style="yellow")
         if self.metrics_url:
             top.append(f"  metrics {self.metrics_url}", style="dim")
+        elif self.metrics_error:
+            top.append(f"  metrics off: {self.metrics_error.rsplit(': ', 1)[-1]}", style="yellow")
         return Group(top, self.workload_line())
 
     def workload_line(self) -> Text:

@@ -33,7 +33,7 @@ class WorkloadPanel(Widget):
     def render(self) -> RenderableType:
         wl = self.current
         if not self.enabled:
-            return Text("no workload (--no-workload): watching the hardware only", style="dim")
+            return Text("watching the hardware only (--no-workload)", style="dim")
         if wl is None:
             return Text("starting the workload…", style="dim")
         lines = [state_line(wl, self.size.width or 40)]
