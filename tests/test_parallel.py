@@ -63,3 +63,5 @@ def test_wire_format_round_trips_bf16_and_ints():
     back = from_wire(to_wire(values))
     assert back[0].dtype == torch.bfloat16 and torch.equal(back[0], values[0])
     assert torch.equal(back[1], values[1]) and back[2] == 7
+    pair = from_wire(to_wire((torch.rand(2, 2), torch.rand(2, 2))))  # a cut carrying two tensors (a skip)
+    assert len(pair) == 2 and all(t.shape == (2, 2) for t in pair)

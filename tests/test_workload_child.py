@@ -76,6 +76,7 @@ def only_error(events):
     return events[0]
 
 
+@pytest.mark.slow
 def test_cnn_single_stream_reports_lifecycle_windows_and_a_cache_hit_on_restart(child_env, tmp_path):
     args = ["--model", "cnn", "--backend", "cpu", "--mode", "single", "--batch", "2",
             "--duration", "1.2", "--warmup", "0.3", "--window", "0.4"]
@@ -182,6 +183,7 @@ def test_cuda_only_option_on_cpu_is_refused(child_env, tmp_path):
     assert code == 1 and error.kind == "unsupported" and "--backend cuda" in error.message
 
 
+@pytest.mark.slow
 def test_dp_spreads_requests_over_pinned_workers_that_die_with_the_child(child_env, tmp_path):
     import psutil
 
@@ -203,6 +205,7 @@ def test_dp_spreads_requests_over_pinned_workers_that_die_with_the_child(child_e
         proc.kill()
 
 
+@pytest.mark.slow
 def test_pipeline_runs_stages_in_workers(child_env, tmp_path):
     code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--mode", "pipeline", "--batch", "4",
                                    "--concurrency", "2", "--duration", "0.6", "--warmup", "0.2"],

@@ -40,7 +40,7 @@ def to_wire(value: Any) -> Any:
 
 
 def from_wire(value: Any) -> Any:
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == "bf16":
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and value[0] == "bf16":
         return torch.from_numpy(value[1]).view(torch.bfloat16)
     if type(value).__module__ == "numpy":
         return torch.from_numpy(value)
