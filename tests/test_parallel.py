@@ -28,7 +28,7 @@ def run_stages(stages, inputs):
     for stage in stages:
         values = stage(*values)
         values = values if isinstance(values, tuple) else (values,)
-    return values[0]
+    return values[0]  # the model's output, or its first element when it returns a tuple
 
 
 def test_stages_compute_what_the_whole_model_computes():
@@ -65,3 +65,18 @@ def test_wire_format_round_trips_bf16_and_ints():
     assert torch.equal(back[1], values[1]) and back[2] == 7
     pair = from_wire(to_wire((torch.rand(2, 2), torch.rand(2, 2))))  # a cut carrying two tensors (a skip)
     assert len(pair) == 2 and all(t.shape == (2, 2) for t in pair)
+
+
+def test_bert_cuts_across_its_attention_mask_and_position_buffer():
+    from workloads.models.bert import BertConfig, BertForSequenceClassification
+
+    small = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                       intermediate_size=64)  # the real architecture, shrunk so the test stays fast
+    model = BertForSequenceClassification(small).eval()
+    inputs = get_model("bert").example_inputs(2, WorkloadConfig(model="bert", seq_len=16))
+    inputs = (inputs[0] % 100, *inputs[1:])
+    stages = split_stages(model, 4)
+    assert len(stages) == 4
+    with torch.no_grad():
+        (logits,) = model(*inputs)
+        assert torch.allclose(run_stages(stages, inputs), logits, atol=1e-5)

@@ -284,7 +284,7 @@ def split_stages(model: torch.nn.Module, count: int) -> list[torch.fx.GraphModul
     live across its output cut; the last stage returns the model's output.
     """
     try:
-        graph_module = torch.fx.symbolic_trace(model)
+        graph_module = torch.fx.GraphModule(model, _BufferTracer().trace(model))
     except Exception as exc:  # noqa: BLE001
         raise WorkloadFailure("unsupported", f"pipeline mode cannot cut {type(model).__name__} into stages "
                                              f"(torch.fx cannot trace it: {one_line(exc)})") from None
@@ -323,6 +323,11 @@ def split_stages(model: torch.nn.Module, count: int) -> list[torch.fx.GraphModul
             graph.output(tuple(env[v] for v in live_at(cuts[s + 1])))
         stages.append(torch.fx.GraphModule(graph_module, graph))
     return stages
+
+
+class _BufferTracer(torch.fx.Tracer):
+    """Buffers become graph values too, so slicing one by an input's size (BERT's position ids) traces."""
+    proxy_buffer_attributes = True
 
 
 def _node_params(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> int:
