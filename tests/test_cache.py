@@ -97,3 +97,19 @@ def test_a_shape_error_while_tracing_names_the_inputs():
     with pytest.raises(WorkloadFailure) as caught:
         trace_module(WrongShape(), (torch.rand(2, 3),))
     assert caught.value.kind == "trace" and "(2, 3):torch.float32" in caught.value.message
+
+
+def test_a_long_compile_keeps_reporting_so_the_parent_does_not_think_it_hung(tmp_path, monkeypatch):
+    import time
+
+    from workloads import cache
+
+    monkeypatch.setattr(cache, "HEARTBEAT_SECONDS", 0.05)
+    beats = []
+
+    def slow_compile():
+        time.sleep(0.3)
+        return trace_module(Small(), (torch.rand(3, 4),))
+
+    load_or_compile(tmp_path, "small-cpu", {"k": 2}, slow_compile, on_compile=beats.append)
+    assert beats[0] == 0.0 and len(beats) >= 3 and beats == sorted(beats)

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 from .errors import WorkloadFailure, one_line
 
 APP_DIR = "neurontui"
+HEARTBEAT_SECONDS = 10.0
 
 
 @dataclass
@@ -123,8 +125,12 @@ def _tracer_warning(exc: BaseException, kind: type) -> BaseException | None:
 
 
 def load_or_compile(directory: Path, name: str, key_parts: dict[str, Any], compile_fn: Callable[[], Any],
-                    on_compile: Callable[[], None] = lambda: None) -> tuple[Any, CacheInfo]:
-    """The artifact for `key_parts`: loaded from `directory`, or compiled, saved atomically, then loaded."""
+                    on_compile: Callable[[float], None] = lambda elapsed: None) -> tuple[Any, CacheInfo]:
+    """The artifact for `key_parts`: loaded from `directory`, or compiled, saved atomically, then loaded.
+
+    `on_compile(elapsed)` is called when a compile starts and every HEARTBEAT_SECONDS while it
+    runs: a Neuron compile takes minutes, and a silent child looks hung to its parent.
+    """
     import torch
 
     parts = dict(key_parts, torch=torch.__version__)
@@ -137,9 +143,9 @@ def load_or_compile(directory: Path, name: str, key_parts: dict[str, Any], compi
         except Exception:  # noqa: BLE001 - a truncated or stale file is rebuilt, not fatal
             path.unlink(missing_ok=True)
             cached = False
-    on_compile()
     started = time.perf_counter()
-    artifact = compile_fn()
+    with _heartbeat(on_compile, started):
+        artifact = compile_fn()
     compile_seconds = time.perf_counter() - started
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".partial-", suffix=".pt")
     os.close(fd)
@@ -172,3 +178,20 @@ def quiet_jit() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\..*` is deprecated", category=FutureWarning)
         yield
+
+
+@contextlib.contextmanager
+def _heartbeat(beat: Callable[[float], None], started: float) -> Iterator[None]:
+    beat(0.0)
+    done = threading.Event()
+
+    def run() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            beat(time.perf_counter() - started)
+
+    thread = threading.Thread(target=run, name="compile-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()

@@ -65,6 +65,6 @@ def cached_trace(model: torch.nn.Module, inputs: tuple, ctx: Any, backend: str, 
            **model_fingerprint(ctx.spec.module, config.weights), **key_extra}
     module, info = load_or_compile(
         ctx.cache_dir, name or f"{config.model}-{backend}", key, lambda: trace_module(model, inputs),
-        on_compile=lambda: ctx.phase("compiling", 0.0, "torch.jit.trace"))
+        on_compile=lambda elapsed: ctx.phase("compiling", 0.0, f"torch.jit.trace ({elapsed:.0f} s)"))
     ctx.phase("loading", 1.0, f"{'cached' if info.cached else 'new'} artifact {info.path.name}")
     return module, info

@@ -110,7 +110,8 @@ def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
     artifact, info = load_or_compile(
         ctx.cache_dir, f"{config.model}-{package}-{config.mode}{cores}", key,
         lambda: trace_module(model, inputs, tracer=tracer, compiler_args=args),
-        on_compile=lambda: ctx.phase("compiling", 0.0, f"{package}.trace {' '.join(args)}".strip()))
+        on_compile=lambda elapsed: ctx.phase("compiling", 0.0,
+                                             f"{package}.trace {' '.join(args)} ({elapsed:.0f} s)".replace("  ", " ")))
     ctx.phase("loading", 1.0, f"{'cached' if info.cached else 'new'} artifact {info.path.name}")
 
     if config.mode == "dp":
