@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -47,7 +47,8 @@ MAX_BATCH = 1024
 MAX_CONCURRENCY = 256
 MIN_UPDATE_SECONDS = 0.25  # screen updates: a burst of events costs one
 PLOT_SECONDS = 1.0  # workload plots: one replot a second at most
-COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
+COMPACT_HEIGHT = 40
+FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal  # below this the utilization plot and per-core memory cells give way
 WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
 
 
@@ -100,6 +101,9 @@ class NeuronTUI(App[int]):
         self.metrics_error = metrics_error
         self.output_dir = Path(output_dir or os.getcwd())
         self.handle_signals = handle_signals
+        self.returned = threading.Event()  # set by the caller once run() has returned
+        self.on_forced_exit: Callable[[], None] = self.shutdown
+        self._exit_watchdog = threading.Thread()
         self.window = WINDOWS[0]
         self._phases_logged: set[str] = set()
         self._pending: set[str] = set()
@@ -134,7 +138,7 @@ class NeuronTUI(App[int]):
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-                loop.add_signal_handler(sig, self.exit)
+                loop.add_signal_handler(sig, self._exit_on_signal, sig)
         self.set_class(self.size.height < COMPACT_HEIGHT, "-compact")
         self.set_class(self.config is None, "-no-workload")
         self.store.subscribe(self._store_changed)
@@ -382,6 +386,21 @@ class NeuronTUI(App[int]):
         else:
             self.post_message(Notice("info", f"export written to {path}"))
 
+    def _exit_on_signal(self, sig: int) -> None:
+        """Exit as on `q`; if Textual cannot finish (its writer blocks on a terminal that hung
+        up), a watchdog stops everything we started and ends the process anyway."""
+        if not self._exit_watchdog.is_alive():
+            self._exit_watchdog = threading.Thread(target=self._force_exit, args=(sig,), name="exit-watchdog",
+                                                   daemon=True)
+            self._exit_watchdog.start()
+        self.exit()
+
+    def _force_exit(self, sig: int) -> None:
+        if self.returned.wait(FORCED_EXIT_SECONDS):
+            return  # the app returned; run_tui cleans up as usual
+        self.on_forced_exit()
+        os._exit(128 + sig)
+
     def shutdown(self) -> None:
         """Stop the workload child (after any queued start) so that nothing outlives the app."""
         self._generation += 1  # queued starts become no-ops
@@ -406,14 +425,23 @@ def run_tui(args, config: WorkloadConfig) -> int:
     workload = None if args.no_workload else WorkloadProcess(store)
     app = NeuronTUI(store, None if args.no_workload else config, workload,
                     metrics_url=exporter.url if exporter else "", metrics_error=metrics_error, handle_signals=True)
-    try:
-        if source is not None:
-            source.start()
-        app.run()
-    finally:
+    stopped = threading.Lock()
+
+    def stop_everything() -> None:  # from the main thread, or the exit watchdog if Textual hangs
+        if not stopped.acquire(blocking=False):
+            return
         app.shutdown()
         if source is not None:
             source.stop()
         if exporter is not None:
             exporter.close()
+
+    app.on_forced_exit = stop_everything
+    try:
+        if source is not None:
+            source.start()
+        app.run()
+    finally:
+        app.returned.set()
+        stop_everything()
     return app.return_code or 0
