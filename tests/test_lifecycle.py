@@ -6,6 +6,7 @@ next run. After SIGKILL, which no process can handle, the children end by themse
 kernel's parent-death signal, and EOF on the stdin pipe neurontui held.
 (The TUI's own endings are covered in a real terminal by test_tui_tmux.py.)
 """
+import json
 import os
 import shlex
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import jsonschema
 import psutil
 import pytest
 
@@ -109,3 +111,87 @@ def test_every_descendant_ends_with_neurontui(python, child_env, tmp_path, sig):
             neurontui.wait()
         for process in alive(seen):  # children run in sessions of their own: not in neurontui's group
             process.kill()
+
+
+# -- a kill at any moment loses at most the line in progress ----------------------------------------
+EXPORT_SCHEMA = json.loads((ROOT / "docs" / "export-schema.json").read_text())
+TRN1N = ROOT / "tests" / "fixtures" / "v2_trn1n_32xlarge_2runtimes.json"
+
+
+def start(python, child_env, tmp_path, *argv):
+    stderr = open(tmp_path / "stderr.txt", "wb")
+    proc = subprocess.Popen([python, "-m", "neurontui", *map(str, argv)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=stderr, env=child_env, cwd=tmp_path,
+                            start_new_session=True)
+    stderr.close()
+    return proc
+
+
+def kill_group(proc):
+    """SIGKILL neurontui; its children end by their parent-death watch (tested above)."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+def test_an_export_sweep_killed_mid_run_keeps_its_finished_rows(python, child_env, tmp_path):
+    target = tmp_path / "sweep.json"
+    proc = start(python, child_env, tmp_path, "--sweep", "batch=1,2,3", "--model", "cnn", "--backend", "cpu",
+                 "--duration", 1, "--warmup", 0.2, "--window", 0.25, "--export", target, "--monitor", "none",
+                 "--cache-dir", tmp_path / "cache")
+    try:
+        wait_for(lambda: "[2/3]" in (tmp_path / "stderr.txt").read_text() and target.exists(), 180,
+                 "the first row on disk and the second run")
+        kill_group(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    document = json.loads(target.read_text())  # whole: written to a temp file, then renamed
+    jsonschema.validate(document, EXPORT_SCHEMA)
+    assert document["complete"] is False
+    assert [(row["batch"], row["status"]) for row in document["rows"]] == [(1, "ok")]
+    assert document["rows"][0]["completed"] > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("sweep")] == ["sweep.json"]
+
+
+def recording_lines(path):
+    """(whole lines, the cut last line or b"")."""
+    data = path.read_bytes()
+    *whole, last = data.split(b"\n")
+    return whole, last
+
+
+def record_until_killed(python, child_env, tmp_path, recording, after_bytes):
+    proc = start(python, child_env, tmp_path, "--headless", "--no-workload", "--monitor", f"replay:{TRN1N}",
+                 "--loop", "--replay-speed", 200, "--record", recording, "--prometheus-port", 0)
+    try:
+        wait_for(lambda: recording.exists() and recording.stat().st_size > after_bytes, 60, "the recording")
+        kill_group(proc)  # the report lines are ~60 KB: the kill may well land inside one
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_recording_killed_mid_run_has_only_whole_lines_but_the_last(python, child_env, tmp_path):
+    recording = tmp_path / "session.jsonl"
+    record_until_killed(python, child_env, tmp_path, recording, after_bytes=2_000_000)
+    whole, _ = recording_lines(recording)
+    assert len(whole) > 10
+    for line in whole:  # flushed line by line: only the line in progress (`last`) may be cut
+        json.loads(line)
+    # what was recorded replays
+    out = subprocess.run([python, "-m", "neurontui", "--once", "--json", "--monitor", f"replay:{recording}"],
+                         capture_output=True, text=True, env=child_env, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0 and len(json.loads(out.stdout)["cores"]) > 0, out.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="recorder.py appends to a file whose last line was cut by a kill: the "
+                                       "next run's first line is glued to it (report to the lead)")
+def test_recording_again_to_a_file_cut_by_a_kill_keeps_lines_whole(python, child_env, tmp_path):
+    recording = tmp_path / "session.jsonl"
+    cut = TRN1N.read_bytes().replace(b"\n", b"")[:5000]
+    recording.write_bytes(cut)  # a line cut by an earlier kill
+    record_until_killed(python, child_env, tmp_path, recording, after_bytes=1_000_000)
+    whole, _ = recording_lines(recording)
+    assert whole[0] == cut, whole[0][4990:5100]  # the cut line stays alone: the new run loses nothing
+    for line in whole[1:]:
+        json.loads(line)
