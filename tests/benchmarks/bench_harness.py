@@ -1,6 +1,6 @@
 """What the load generator costs: the workload child's throughput / a bare `for` loop, same run.
 
-    python3 tests/benchmarks/bench_harness.py [--rounds 3] [--seconds 3] [--models cnn,resnet50]
+    python3 tests/benchmarks/bench_harness.py [--rounds 3] [--seconds 3] [--models cnn,resnet50] [--threads N]
 
 For each model (batch 1, CPU, single-stream) it alternates two fresh processes: the real
 `python -m workloads` child (throughput from its windows) and a bare `for` loop over the very
@@ -28,14 +28,14 @@ from child_runs import ROOT, child_env, run_workload  # noqa: E402
 TARGET = 0.97
 
 
-def bare_loop(artifact: str, model: str, batch: int, seconds: float, warmup: float) -> None:
+def bare_loop(artifact: str, model: str, batch: int, seconds: float, warmup: float, threads: int) -> None:
     """Runs in its own process: the model and nothing else, timed as a whole."""
     import torch
 
     from workloads.config import WorkloadConfig
     from workloads.models import get_model
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))  # what the child's single mode does
+    torch.set_num_threads(threads)  # what the child's single mode does with --cores (default: every CPU)
     module = torch.jit.load(artifact)
     inputs = get_model(model).example_inputs(batch, WorkloadConfig(model=model))
     with torch.inference_mode():
@@ -53,15 +53,15 @@ def bare_loop(artifact: str, model: str, batch: int, seconds: float, warmup: flo
     print(json.dumps({"throughput": iterations * batch / elapsed}))
 
 
-def bare(model: str, cache_dir: str, seconds: float, warmup: float) -> float:
+def bare(model: str, cache_dir: str, seconds: float, warmup: float, threads: int) -> float:
     (artifact,) = glob.glob(os.path.join(cache_dir, f"{model}-cpu-*.pt"))
-    out = subprocess.run([sys.executable, __file__, "--bare", artifact, model, str(seconds), str(warmup)],
+    out = subprocess.run([sys.executable, __file__, "--bare", artifact, model, str(seconds), str(warmup), str(threads)],
                          capture_output=True, text=True, env=child_env(), cwd=ROOT, check=True)
     return json.loads(out.stdout)["throughput"]
 
 
-def harness(model: str, cache_dir: str, seconds: float, warmup: float) -> float:
-    result = run_workload(["--model", model, "--backend", "cpu", "--mode", "single", "--batch", "1",
+def harness(model: str, cache_dir: str, seconds: float, warmup: float, threads: int) -> float:
+    result = run_workload(["--model", model, "--backend", "cpu", "--mode", "single", "--batch", "1", "--cores", str(threads),
                            "--duration", str(seconds), "--warmup", str(warmup)], cache_dir)
     if "error" in result:
         raise SystemExit(f"{model}: {result['error']}")
@@ -83,11 +83,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--models", default="cnn,resnet50")
-    parser.add_argument("--bare", nargs=4, metavar=("ARTIFACT", "MODEL", "SECONDS", "WARMUP"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: every CPU")
+    parser.add_argument("--bare", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        artifact, model, seconds, warmup = args.bare
-        bare_loop(artifact, model, 1, float(seconds), float(warmup))
+        artifact, model, seconds, warmup, threads = args.bare
+        bare_loop(artifact, model, 1, float(seconds), float(warmup), int(threads))
         return 0
     overhead = empty_replica_overhead()
     print(f"load loop cost per call (empty replica): {overhead * 1e6:.2f} us; at cnn's 0.28 ms per call "
@@ -96,11 +97,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache_dir:
         for model in args.models.split(","):
             seconds = args.seconds * (2 if model != "cnn" else 1)  # slower models need longer for enough calls
-            harness(model, cache_dir, 1.0, 0.5)  # fills the cache: every measured run loads the same artifact
+            harness(model, cache_dir, 1.0, 0.5, args.threads)  # fills the cache: every measured run loads the same artifact
             ratios = []
             for round_ in range(args.rounds):
-                b = bare(model, cache_dir, seconds, args.warmup)
-                h = harness(model, cache_dir, seconds, args.warmup)
+                b = bare(model, cache_dir, seconds, args.warmup, args.threads)
+                h = harness(model, cache_dir, seconds, args.warmup, args.threads)
                 ratios.append(h / b)
                 print(f"{model:9} round {round_ + 1}: bare {b:9.1f}/s  harness {h:9.1f}/s  ratio {h / b:.3f}")
             ratio = statistics.median(ratios)
