@@ -12,6 +12,7 @@ import pytest
 from neurontui.sources.neuron_report import parse_report
 from neurontui.store import Store
 from neurontui.telemetry import Core, Snapshot
+from neurontui.tui import scenes
 from neurontui.tui.app import NeuronTUI
 from neurontui.tui.screens.help import HelpScreen
 from neurontui.tui.widgets.cores import CoresPanel
@@ -20,6 +21,7 @@ from neurontui.tui.widgets.workload import WorkloadPanel
 from neurontui.workload import WorkloadProcess
 from tests.conftest import FIXTURES
 from workloads.config import WorkloadConfig
+from workloads.protocol import Ready
 
 FAST_CPU_RUN = WorkloadConfig(model="cnn", backend="cpu", warmup=0.2, window=0.25)
 
@@ -99,6 +101,28 @@ async def test_without_a_workload_its_keys_are_dimmed_and_do_nothing():
         assert "hardware only" in plain(app.query_one(WorkloadPanel))
         # the utilization plot takes the workload plots' place, even on a small terminal
         assert app.query_one("#plot-util").display and not app.query_one("#plot-throughput").display
+
+
+@sync
+async def test_previous_run_figures_stay_dimmed_until_the_new_run_has_some():
+    store = Store()
+    scenes.publish_run(store, FAST_CPU_RUN, "cpu", Ready(params=3_165_826, cores_used=2), windows=10, latency=0.004,
+                       end=time.time())
+    app = NeuronTUI(store, FAST_CPU_RUN, None, host="test-host")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        panel = app.query_one(WorkloadPanel)
+        assert "previous run" not in plain(panel) and "throughput" in plain(panel)
+        store.workload_starting(WorkloadConfig(model="cnn", backend="cpu", batch=2).as_dict(), pid=2)
+        await pilot.pause(0.5)
+        rendered = panel.render()
+        assert "previous run (cnn single b1 c1)" in plain(panel)
+        throughput = next(t for t in rendered.renderables if t.plain.startswith("throughput"))
+        assert all("dim" in str(span.style) for span in throughput.spans)  # old figures, dimmed
+        scenes.publish_run(store, WorkloadConfig(model="cnn", backend="cpu", batch=2), "cpu",
+                           Ready(params=3_165_826, cores_used=2), windows=1, latency=0.006, end=time.time())
+        await pilot.pause(0.5)
+        assert "previous run" not in plain(panel) and "throughput" in plain(panel)
 
 
 @sync

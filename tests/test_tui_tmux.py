@@ -56,6 +56,12 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def alive(pids: list[int]) -> list[int]:
     left = []
     for pid in pids:
@@ -73,8 +79,14 @@ def neurontui(port: int = 0) -> list[str]:
 
 
 @pytest.fixture
-def dashboard(child_env, tmp_path):
-    terminal = Terminal(neurontui(), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
+def metrics_port():
+    return free_port()
+
+
+@pytest.fixture
+def dashboard(child_env, tmp_path, metrics_port):
+    terminal = Terminal(neurontui(metrics_port), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"},
+                        tmp_path)
     yield terminal
     terminal.close()
 
@@ -91,9 +103,12 @@ def ended_cleanly(terminal: Terminal, descendants: list[int], timeout: float = 3
     assert alive(descendants) == [], "processes outlived neurontui"
 
 
-def test_live_numbers_keys_and_quit_leave_no_process(dashboard):
+def test_live_numbers_metrics_keys_and_quit_leave_no_process(dashboard, metrics_port):
     screen = dashboard.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
     assert "cnn · cpu · single · batch 1" in screen and "vCPUs" in screen
+    assert f"127.0.0.1:{metrics_port}/metrics" in screen  # the TUI serves Prometheus too
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    assert "neurontui_" in metrics
     descendants = [p.pid for p in psutil.Process(dashboard.pid).children(recursive=True)]
     assert descendants, "the workload child should be running"
     dashboard.keys("+")
@@ -132,26 +147,6 @@ def test_usable_over_ssh_at_80x24_with_16_colours_or_none(child_env, tmp_path, e
         assert re.search(r"p99 [\d.]+ (us|ms|s)", screen)
         # a 16-colour terminal gets only its own colours: no 256-colour or 24-bit sequences
         assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", terminal.screen(escapes=True))
-        terminal.keys("q")
-        ended_cleanly(terminal, [])
-    finally:
-        terminal.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_serves_prometheus_while_the_dashboard_runs(child_env, tmp_path):
-    port = free_port()
-    terminal = Terminal(neurontui(port), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
-    try:
-        screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
-        assert f"127.0.0.1:{port}/metrics" in screen
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        assert "neurontui_" in body
         terminal.keys("q")
         ended_cleanly(terminal, [])
     finally:
