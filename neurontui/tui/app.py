@@ -47,8 +47,8 @@ MAX_BATCH = 1024
 MAX_CONCURRENCY = 256
 MIN_UPDATE_SECONDS = 0.25  # screen updates: a burst of events costs one
 PLOT_SECONDS = 1.0  # workload plots: one replot a second at most
-COMPACT_HEIGHT = 40
-FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal  # below this the utilization plot and per-core memory cells give way
+COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
+FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal
 WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
 
 
@@ -89,8 +89,7 @@ class NeuronTUI(App[int]):
 
     def __init__(self, store: Store, config: WorkloadConfig | None, workload: WorkloadProcess | None = None, *,
                  host: str | None = None, backends: list[str] | None = None, metrics_url: str = "",
-                 metrics_error: str = "",
-                 output_dir: str | None = None, handle_signals: bool = False) -> None:
+                 metrics_error: str = "", output_dir: str | None = None, handle_signals: bool = False) -> None:
         super().__init__()
         self.store = store
         self.config = config  # what the user asked for; None with --no-workload
