@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from workloads.config import WorkloadConfig
@@ -26,6 +27,10 @@ STDERR_DRAIN_SECONDS = 1.0
 # limit is generous while building and tight once windows flow.
 HANG_SECONDS_RUNNING = 30.0
 HANG_SECONDS_STARTING = 900.0
+# The child's parent-death signal (workloads/lifeline.py) fires when the *thread* that started
+# it ends, not the process. Children are started from this one long-lived thread, so a start()
+# from a short-lived thread (a key handler, a worker) does not kill its child when it returns.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workload-spawner")
 
 
 class WorkloadProcess:
@@ -75,10 +80,10 @@ class WorkloadProcess:
             env = dict(os.environ if self.env is None else self.env)
             env["NEURONTUI_PARENT_PID"] = str(os.getpid())
             env.setdefault("PYTHONUNBUFFERED", "1")
-            self._proc = subprocess.Popen(
-                self.argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env, start_new_session=True, close_fds=True,
-            )
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen, self.argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env, start_new_session=True, close_fds=True,
+            ).result()
             self._last_event = time.monotonic()
             self._done.clear()
             self.store.workload_starting(config.as_dict(), self._proc.pid)

@@ -6,6 +6,7 @@ import os
 import signal
 import stat
 import sys
+import threading
 import time
 
 import psutil
@@ -196,3 +197,20 @@ def test_pause_stops_the_windows_and_resume_restarts_them(cache_dir, child_env):
     finally:
         child.stop(grace=1.0)
     assert not errors(store)
+
+
+def test_a_child_started_from_a_short_lived_thread_outlives_that_thread(cache_dir, child_env):
+    """The kernel's parent-death signal follows the thread that started a child: a key handler
+    or worker thread that returns must not take the child with it."""
+    store = Store()
+    child = WorkloadProcess(store, env=child_env)
+    # the starting thread ends only once the child runs, i.e. after it armed its parent-death signal
+    starter = threading.Thread(target=lambda: (child.start(cpu_config(cache_dir)), wait_for_windows(store)))
+    starter.start()
+    starter.join(START_TIMEOUT + 10)
+    try:
+        assert not starter.is_alive()
+        wait_for_windows(store, n=4, timeout=15)
+        assert store.workload.state == "running" and child.running
+    finally:
+        child.stop(grace=1.0)
