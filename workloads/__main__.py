@@ -147,4 +147,8 @@ def list_models(emit: Emitter, as_json: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stderr.flush()
+    # Skip interpreter teardown: a daemon thread still inside a torch op (a dispatcher finishing
+    # its last batch) can make C++ destructors abort the process after the goodbye was sent.
+    os._exit(status)

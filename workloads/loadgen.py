@@ -198,6 +198,7 @@ class BatchingPool:
         self.load = load
         self.results: collections.deque[tuple[int, float]] = collections.deque()  # (slot, latency)
         self.failure: BaseException | None = None
+        self._closing = False
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._dispatch, args=(replica, slot), daemon=True,
                                           name=f"replica-{i}")
@@ -209,17 +210,26 @@ class BatchingPool:
         self._queue.put(_Request(issued, waiter))
 
     def close(self) -> None:
+        """Drop what is still queued (nobody will measure it) and end the dispatchers."""
+        self._closing = True
+        while True:
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if request is not None and request.waiter:
+                request.waiter.set()
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=30)
 
     def _dispatch(self, replica: Replica, slot: int) -> None:
         get, get_nowait, max_merge = self._queue.get, self._queue.get_nowait, self.load.max_merge
         with self.load.thread_context():
             while True:
                 first = get()
-                if first is None:
+                if first is None or self._closing:
                     return
                 batch = [first]
                 while len(batch) < max_merge:
