@@ -8,7 +8,6 @@ chart; the seed's hand-timed numbers (`docs/seed-measurements.json`) are a valid
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -366,8 +365,10 @@ def chart(rows: list[dict[str, Any]], color: bool) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="neurontui report",
-                                     description="Compare neurontui exports (and the seed's measurements).")
+    from .cli import OneLineParser  # bad arguments: one line and exit 2, like the main command line
+
+    parser = OneLineParser(prog="neurontui report",
+                           description="Compare neurontui exports (and the seed's measurements).")
     parser.add_argument("exports", nargs="+", metavar="EXPORT.json")
     parser.add_argument("-o", "--output", default=None, metavar="report.md", help="also write the tables here")
     parser.add_argument("--baseline", default="cpu", help="backend or host to compare against (default: cpu)")

@@ -49,8 +49,6 @@ def test_a_bad_value_is_one_line_and_exit_2(child_env, argv, words):
     assert lines[0].startswith("neurontui") and words in lines[0], lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason="neurontui/report.py uses a plain ArgumentParser: a usage dump, "
-                                       "not one line (report to the lead)")
 def test_report_without_files_is_one_line_and_exit_2(child_env):
     out = neurontui(child_env, "report")
     assert out.returncode == 2 and out.stdout == ""
