@@ -202,6 +202,7 @@ async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp
             await wait_for(pilot, lambda: (store.workload.config.get("batch"), store.workload.config.get("concurrency"))
                            == (2, 2), what="restart with new settings")
             assert store.workload.run_id > first.run_id
+            await pilot.pause(0.6)  # the screen catches up (it updates at most 4 times a second)
             if not store.workload.windows:  # the last run's figures, dimmed, until new ones arrive
                 assert "previous run" in plain(app.query_one(WorkloadPanel))
             await wait_for(pilot, lambda: store.workload.windows, what="windows of the new run")

@@ -8,11 +8,13 @@ and a burst of key presses starts only the last configuration asked for.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
 import socket
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +28,7 @@ from textual.events import Resize
 from textual.widgets import Footer
 
 from workloads.config import WorkloadConfig
+from workloads.protocol import LatencyHistogram
 
 from ..hints import supports_pipeline, update_hints
 from ..results import TelemetryStats
@@ -60,6 +63,16 @@ def available_backends(dev: Path = Path("/dev")) -> list[str]:
     if any(dev.glob("neuron[0-9]*")):
         found.append("neuron")
     return found
+
+
+def workload_view(wl: WorkloadState) -> WorkloadState:
+    """A copy the screen can read while reader threads append to the Store's (call under its lock)."""
+    view = copy.copy(wl)
+    view.windows = deque(wl.windows)
+    view.stderr_tail = deque(wl.stderr_tail)
+    view.latency_total = LatencyHistogram()
+    view.latency_total.merge(wl.latency_total)
+    return view
 
 
 class NeuronTUI(App[int]):
@@ -109,9 +122,10 @@ class NeuronTUI(App[int]):
         self._pending_lock = threading.Lock()
         self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workload-control")
         self._generation = 0
-        self._current: WorkloadState | None = None
-        self._previous: WorkloadState | None = None  # shown dimmed until the new run has figures
-        self._plotted: tuple[Any, int, bool] | None = None
+        self._current: WorkloadState | None = None  # the Store's state of the run on screen
+        self._current_view: WorkloadState | None = None
+        self._previous: WorkloadState | None = None  # last view of the previous run, dimmed until the new one has figures
+        self._plotted: tuple[int, int, bool] | None = None
         self._plotted_history: Any = None
         self._last_update = self._last_plot = 0.0
         self._flush_scheduled = self._replot_scheduled = False
@@ -193,36 +207,38 @@ class NeuronTUI(App[int]):
         store = self.store
         with store.lock():
             snapshot, wl = store.latest, store.workload
+            view = workload_view(wl)  # reader threads keep appending to the Store's deques
             health = [h for h in store.health.values() if h.name != "workload"]
-            events, stderr = list(store.events), list(wl.stderr_tail)
+            events = list(store.events)
             history_tail = store.history[-1] if store.history else None
             history = recent_history(store.history, self.window) if history_tail is not self._plotted_history else None
         events_panel = self.query_one(EventsPanel)
         if wl is not self._current:
-            if self._current is not None and self._current.windows:
-                self._previous = self._current
+            if self._current_view is not None and self._current_view.windows:
+                self._previous = self._current_view
             self._current = wl
             self.stats.reset()
             self._phases_logged = set()
             events_panel.forget_stderr()
-        self._log_phase(wl)
-        if wl.windows:
+        self._current_view = view
+        self._log_phase(view)
+        if view.windows:
             self._previous = None
-        shown, dimmed = (self._previous, True) if self._previous is not None else (wl, False)
+        shown, dimmed = (self._previous, True) if self._previous is not None else (view, False)
         with self.batch_update():
-            self.query_one(HeaderBar).show(snapshot, wl, self.config.as_dict() if self.config else None,
+            self.query_one(HeaderBar).show(snapshot, view, self.config.as_dict() if self.config else None,
                                            health, self.metrics_url)
             if "snapshot" in kinds:
                 self.query_one(CoresPanel).show(snapshot)
                 self.query_one(MemoryPanel).show(snapshot, detailed=not self.has_class("-compact"))
                 self.query_one(RuntimesPanel).show(snapshot)
-            self.query_one(WorkloadPanel).show(wl, self._previous, enabled=self.config is not None)
+            self.query_one(WorkloadPanel).show(view, self._previous, enabled=self.config is not None)
             self._replot_workload(shown, dimmed)
             if history is not None:  # one replot per new sample
                 self.query_one(ChartsPanel).replot_utilization(history)
                 self._plotted_history = history_tail
-            events_panel.show(events, stderr, time.time())
-        bindings_state = (self.config, wl.state, bool(wl.windows), self.resolved_backend(),
+            events_panel.show(events, view.stderr_tail, time.time())
+        bindings_state = (self.config, view.state, bool(view.windows), self.resolved_backend(),
                           snapshot.instance.get("instance_type") if snapshot else None)
         if bindings_state != self._bindings_state:  # the footer re-renders only when a key's state changes
             self._bindings_state = bindings_state
@@ -230,11 +246,11 @@ class NeuronTUI(App[int]):
 
     def _replot_workload(self, shown: WorkloadState, dimmed: bool) -> None:
         """Windows arrive every ~0.5 s; the plots move at most once a second (their x resolution)."""
-        plotted = (shown, len(shown.windows), dimmed)
+        plotted = (shown.run_id, len(shown.windows), dimmed)
         if plotted == self._plotted:
             return
         due = self._last_plot + PLOT_SECONDS - time.monotonic()
-        if due > 0 and self._plotted is not None and self._plotted[0] is shown:
+        if due > 0 and self._plotted is not None and self._plotted[0] == shown.run_id:
             if not self._replot_scheduled:
                 self._replot_scheduled = True
                 self.set_timer(due, self._scheduled_replot)
@@ -337,8 +353,10 @@ class NeuronTUI(App[int]):
         self._start_workload()
 
     def action_export(self) -> None:
-        config, workload = self.config, self.store.workload
+        config = self.config
         assert config is not None
+        with self.store.lock():
+            workload = workload_view(self.store.workload)
         self._control.submit(self._export, config, workload)
 
     def action_screenshot(self) -> None:
