@@ -181,9 +181,6 @@ def test_a_pickled_full_model_is_refused_in_one_line(child_env, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="load_weights passes on the first line of torch's weights_only error: "
-                                       "ANSI bold codes, 'you have two options' with the options cut off, "
-                                       "no mention of saving model.state_dict() (report to the lead)")
 def test_a_pickled_full_model_refusal_names_the_fix_in_plain_text(child_env, tmp_path):
     error = refusal_of_a_pickled_full_model(child_env, tmp_path)
     assert "\x1b" not in error.message and "state_dict()" in error.message

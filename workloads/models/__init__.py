@@ -8,6 +8,7 @@ downloaded.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,6 +96,29 @@ def describe_models() -> list[dict]:
     ]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# torch's weights_only refusal of a class it will not unpickle: "Unsupported global: GLOBAL a.b.C ..."
+# (torch >= 2.4) or "Unsupported class a.b.C" (older).
+_REFUSED_CLASS = re.compile(r"Unsupported (?:global: GLOBAL|class) ([\w.]+)")
+
+
+def _load_failure(exc: BaseException) -> str:
+    """One plain-text line on why torch.load(weights_only=True) failed.
+
+    torch's own message is several lines with ANSI bold codes, and its first line ("you have two
+    options") is cut off from the options, which are about trusting the file anyway.
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    refused = _REFUSED_CLASS.search(text)
+    if refused:
+        return (f"it is a pickled object ({refused.group(1).rstrip('.')}), refused because loading it could "
+                "run code; save model.state_dict() and pass that file")
+    if "WeightsUnpickler error:" in text:  # the detail sits after torch's boilerplate
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a local state dict into `model`, refusing anything that does not fit exactly.
 
@@ -108,8 +132,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"cannot read weights file {path} as a state dict: {reason}") from None
+        raise WeightsError(f"cannot read weights file {path} as a state dict: {_load_failure(exc)}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict "
                            "(parameter name -> tensor); save model.state_dict()")
