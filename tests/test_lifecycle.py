@@ -184,8 +184,6 @@ def test_a_recording_killed_mid_run_has_only_whole_lines_but_the_last(python, ch
     assert out.returncode == 0 and len(json.loads(out.stdout)["cores"]) > 0, out.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="recorder.py appends to a file whose last line was cut by a kill: the "
-                                       "next run's first line is glued to it (report to the lead)")
 def test_recording_again_to_a_file_cut_by_a_kill_keeps_lines_whole(python, child_env, tmp_path):
     recording = tmp_path / "session.jsonl"
     cut = TRN1N.read_bytes().replace(b"\n", b"")[:5000]

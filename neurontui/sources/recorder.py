@@ -1,13 +1,16 @@
 """`--record PATH`: append every raw report and every snapshot as JSON lines.
 
 Each line is written and flushed on its own, so a crash loses at most the line in
-progress. Lines: {"t": <unix s>, "source": ..., "report": <neuron-monitor report>} and
-{"t": ..., "source": ..., "snapshot": <Snapshot.to_json_dict()>}. A write that fails
-(full disk, unwritable path) is reported once and ends the recording, not the run.
+progress (recording again to such a file ends the cut line first). Lines: {"t": <unix s>,
+"source": ..., "report": <neuron-monitor report>} and {"t": ..., "source": ..., "snapshot":
+<Snapshot.to_json_dict()>}. A write that fails (full disk, unwritable path) is reported
+once and ends the recording, not the run.
 """
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 from dataclasses import fields
 from typing import IO
@@ -46,7 +49,7 @@ class Recorder:
                 return
             try:
                 if self._file is None:
-                    self._file = open(self.path, "ab")
+                    self._file = self._open_for_append()
                 self._file.write(line)
                 self._file.flush()
                 self.lines += 1
@@ -54,6 +57,27 @@ class Recorder:
                 self.failed = True
                 self._close_quietly()
                 self.store.log("error", SOURCE, f"recording to {self.path} stopped: {exc}")
+
+    def _open_for_append(self) -> IO[bytes]:
+        """Open the recording for appending; a last line cut by a kill is ended first, so the new
+        run's first line stays whole and the cut one stays alone."""
+        file = open(self.path, "ab")
+        try:
+            info = os.fstat(file.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0 and not self._ends_with_newline():
+                file.write(b"\n")
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+    def _ends_with_newline(self) -> bool:
+        try:
+            with open(self.path, "rb") as existing:
+                existing.seek(-1, os.SEEK_END)
+                return existing.read(1) == b"\n"
+        except OSError:  # not readable (a write-only file): append as before
+            return True
 
     def close(self) -> None:
         with self._lock:
