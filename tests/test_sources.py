@@ -18,7 +18,7 @@ from neurontui.sources import neuron_monitor
 from neurontui.sources.host import HostSource
 from neurontui.sources.neuron_monitor import NeuronMonitorSource
 from neurontui.sources.recorder import Recorder
-from neurontui.sources.replay import ReplaySource
+from neurontui.sources.replay import ReplaySource, _report_period
 from neurontui.store import Store
 from tests.conftest import FIXTURES, ROOT
 
@@ -251,6 +251,26 @@ def test_replay_paces_a_recording_by_its_timestamps(tmp_path):
     assert source.finished.wait(5)
     assert len(snapshots) == 3
     assert time.monotonic() - started >= 0.18  # two 2 s gaps at 20x
+
+
+def test_replay_keeps_its_pace_when_publishing_is_slow(tmp_path):
+    # Pacing is against deadlines, not a sleep after each publish: time spent handling a report is
+    # absorbed (sleeping gap/speed after it made a 20x replay of 64-core reports run at 15.5x).
+    report = json.loads(V1.read_text())
+    count, speed, handling = 11, 20.0, 0.035
+    path = tmp_path / "stream.jsonl"
+    path.write_text("\n".join(json.dumps(report) for _ in range(count)) + "\n")
+    paced = (count - 1) * _report_period(report) / speed  # ~0.52 s
+    drifting = paced + count * handling  # ~0.90 s: each gap plus its publish
+    store = Store()
+    store.subscribe(lambda what: what == "snapshot" and time.sleep(handling))  # a slow listener
+    started = time.monotonic()
+    source, store, snapshots = play(path, speed=speed, store=store)
+    assert source.finished.wait(5)
+    elapsed = time.monotonic() - started
+    assert len(snapshots) == count
+    assert elapsed < paced + (drifting - paced) / 2, (elapsed, paced, drifting)
+    assert elapsed >= 0.9 * paced, (elapsed, paced)  # still paced, not played as fast as possible
 
 
 def test_recording_to_an_unwritable_path_is_reported_once():

@@ -2,8 +2,10 @@
 
 PATH holds neuron-monitor reports (one JSON per line, or a single pretty-printed
 report) or a neurontui recording (`--record`). Reports are paced by their own periods,
-recordings by their timestamps, both divided by `--replay-speed`. Snapshots carry the
-time they are played at, so they line up with everything else on the screen.
+recordings by their timestamps, both divided by `--replay-speed`, against fixed deadlines
+(a monotonic start plus the cumulative gaps), so the time spent parsing and publishing a
+report does not add up into drift. Snapshots carry the time they are played at, so they
+line up with everything else on the screen.
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from .recorder import Recorder, snapshot_from_json
 SOURCE = "replay"
 DEFAULT_PERIOD_SECONDS = 1.0
 MAX_GAP_SECONDS = 60.0  # a recording paused for an hour replays without the hour
+# Further behind the schedule than this (a machine too slow for the speed, a suspended process),
+# the schedule starts again from now rather than playing the backlog in a burst.
+MAX_LAG_SECONDS = 1.0
 
 
 class ReplaySource(Source):
@@ -33,6 +38,7 @@ class ReplaySource(Source):
         self.speed = speed
         self.loop = loop
         self.played = 0
+        self._due: float | None = None  # monotonic deadline of the sample played last
 
     def run(self) -> None:
         try:
@@ -68,12 +74,23 @@ class ReplaySource(Source):
             else:
                 gap = _report_period(entry)  # a bare report covers its own period
             first, previous = False, recorded
-            if gap and self._stopping.wait(gap / self.speed):
+            if self._wait_until_due(gap / self.speed):
                 return
             snapshot.time = time.time()
             snapshot.source = self.name
             self.publish(snapshot)
             self.played += 1
+
+    def _wait_until_due(self, interval: float) -> bool:
+        """Wait until `interval` after the previous sample's deadline (not after its publishing
+        ended, so processing time is absorbed); True when stopped meanwhile."""
+        now = time.monotonic()
+        if self._due is None or now - (self._due + interval) > MAX_LAG_SECONDS:
+            self._due = now
+        else:
+            self._due += interval
+        remaining = self._due - now
+        return remaining > 0 and self._stopping.wait(remaining)
 
     def snapshot_of(self, entry: dict, report_sources: set[str]) -> tuple[float | None, Snapshot | None]:
         """(recorded time or None, snapshot) for one entry; (None, None) to skip it."""
