@@ -1,12 +1,13 @@
 """Header: where we are (host, instance type, telemetry), what runs, and in which state."""
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
 from ...store import SourceHealth, WorkloadState
 from ...telemetry import Snapshot
+from .bars import panel_lines
 from .workload import STATE_STYLES
 
 
@@ -28,7 +29,7 @@ class HeaderBar(Widget):
         self.health, self.metrics_url = health, metrics_url
         self.refresh()
 
-    def render(self) -> Group:
+    def render(self) -> RenderableType:
         top = Text("neurontui ", style="bold")
         top.append(self.host)
         instance = self.snapshot.instance.get("instance_type") if self.snapshot else None
@@ -43,7 +44,7 @@ class HeaderBar(Widget):
             top.append(f"  metrics {self.metrics_url}", style="dim")
         elif self.metrics_error:
             top.append(f"  metrics off: {self.metrics_error.rsplit(': ', 1)[-1]}", style="yellow")
-        return Group(top, self.workload_line())
+        return panel_lines([top, self.workload_line()])
 
     def workload_line(self) -> Text:
         config = self.pending
