@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import jsonschema
 import pytest
 
 from neurontui.sources.neuron_report import parse_report
@@ -19,7 +20,7 @@ from neurontui.tui.widgets.cores import CoresPanel
 from neurontui.tui.widgets.events import EventsPanel
 from neurontui.tui.widgets.workload import WorkloadPanel
 from neurontui.workload import WorkloadProcess
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 from workloads.config import WorkloadConfig
 from workloads.protocol import Ready
 
@@ -194,8 +195,10 @@ async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp
 
             await pilot.press("e")  # export of the run on screen
             await wait_for(pilot, lambda: list(tmp_path.glob("*.json")), timeout=20, what="the export")
-            row = json.loads(next(tmp_path.glob("*.json")).read_text())["rows"][0]
-            assert row["model"] == "cnn" and row["completed"] > 0
+            document = json.loads(next(tmp_path.glob("*.json")).read_text())
+            jsonschema.validate(document, json.loads((ROOT / "docs" / "export-schema.json").read_text()))
+            row = document["rows"][0]
+            assert (row["model"], row["status"]) == ("cnn", "ok") and row["completed"] > 0
 
             await pilot.press("plus", "c")
             assert (app.config.batch, app.config.concurrency) == (2, 2)

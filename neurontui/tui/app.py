@@ -371,8 +371,6 @@ class NeuronTUI(App[int]):
         """Apply new settings: the child restarts with them; figures of this run stay dimmed."""
         assert self.config is not None
         wanted = replace(self.config, **changes)
-        if wanted.mode == "pipeline" and "pipeline_cores" not in changes:
-            wanted = replace(wanted, pipeline_cores=None)  # the child applies the rule of thumb
         problems = wanted.validate()
         if problems:
             self.store.log("error", "tui", problems[0])

@@ -18,14 +18,23 @@ def export_path(directory: Path, config: WorkloadConfig, now: float) -> Path:
     return directory / f"neurontui-{config.model}-{config.backend}-{config.mode}-b{config.batch}-{stamp}.json"
 
 
+def verdict(workload: WorkloadState) -> tuple[str, str | None]:
+    """The row's status and reason, in the export schema's terms."""
+    if workload.state == "crashed":
+        error = workload.last_error
+        return "failed", error.message if error else f"the workload exited with status {workload.exit_code}"
+    if workload.state == "exited":
+        return "ok", None
+    return "ok", f"exported from the dashboard while {workload.state}: figures so far"
+
+
 def write_run_export(store: Store, stats: TelemetryStats, config: WorkloadConfig, workload: WorkloadState,
                      directory: Path) -> Path:
     """One row for the run on screen (telemetry from `stats`); raises OSError when it cannot be written."""
     host = describe_host(store)
     document = new_document(host, ["neurontui", *sys.argv[1:]])
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(workload.windows[0].start)) if workload.windows else None
-    status = "ok" if workload.state in ("running", "paused", "exited") else workload.state
-    document["rows"].append(build_row(workload, config, host, stats, status, None, started))
+    document["rows"].append(build_row(workload, config, host, stats, *verdict(workload), started))
     document["telemetry"] = stats.summary()
     document["complete"] = True
     path = export_path(directory, config, time.time())
