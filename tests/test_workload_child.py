@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
+from workloads.errors import KINDS
 from workloads.protocol import Bye, Error, Hello, Phase, Ready, Window, decode
 
 TIMEOUT = 120
@@ -73,6 +74,7 @@ def send(proc, command):
 
 def only_error(events):
     assert len(events) == 1 and isinstance(events[0], Error), events
+    assert events[0].kind in KINDS
     return events[0]
 
 
