@@ -59,6 +59,11 @@ def test_two_replicas_need_two_requests_in_flight():
     assert two.completed > 1.5 * one.completed
 
 
+def test_one_request_in_flight_leaves_the_second_replica_idle():
+    _, windows, _ = measure(Load([sleeper(0.005), sleeper(0.005)]), concurrency=1)
+    assert all(w.per_core_completed[1] == 0 for w in windows) and sum(w.completed for w in windows) > 0
+
+
 def test_dynamic_batching_merges_waiting_requests():
     calls = []
     outcome, windows, _ = measure(Load([sleeper(0.01, calls)], max_merge=4), concurrency=4, batch=2)

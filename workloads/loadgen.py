@@ -1,7 +1,8 @@
 """The load generator: scenarios after MLPerf LoadGen and Triton perf_analyzer.
 
 - single-stream: the next request is issued when the last completes (closed loop);
-  with --concurrency N, N such loops keep N requests in flight.
+  with --concurrency N, N such loops keep N requests in flight (each driving its own
+  replica when there are enough, else queueing for the next free one).
 - offline: keep every replica busy (at least two requests in flight per replica).
 - server: Poisson arrivals at --qps; latency counts from the *scheduled* arrival, so
   queueing behind a busy replica shows up in the percentiles.
@@ -192,9 +193,13 @@ class _Request:
 
 
 class BatchingPool:
-    """Replicas fed from one queue; each replica's dispatcher merges what is waiting (dynamic batching)."""
+    """Replicas fed from one queue; each replica's dispatcher merges what is waiting (dynamic batching).
 
-    def __init__(self, load: Load) -> None:
+    With dispatch=False there are no dispatchers: callers drive replicas themselves and the pool
+    only collects their results and failures.
+    """
+
+    def __init__(self, load: Load, dispatch: bool = True) -> None:
         self.load = load
         self.results: collections.deque[tuple[int, float]] = collections.deque()  # (slot, latency)
         self.failure: BaseException | None = None
@@ -202,7 +207,7 @@ class BatchingPool:
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._dispatch, args=(replica, slot), daemon=True,
                                           name=f"replica-{i}")
-                         for i, (replica, slot) in enumerate(zip(load.replicas, load.slots))]
+                         for i, (replica, slot) in enumerate(zip(load.replicas, load.slots))] if dispatch else []
         for thread in self._threads:
             thread.start()
 
@@ -258,14 +263,20 @@ class BatchingPool:
 
 
 def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Control) -> Outcome:
-    pool = BatchingPool(load)
+    in_flight = config.concurrency
+    if config.scenario == "offline":
+        in_flight = max(in_flight, 2 * len(load.replicas))
+    # No more requests in flight than replicas: nothing ever queues, so each caller drives its own
+    # replica and the hop through the queue and a dispatcher thread is saved.
+    owned = config.scenario != "server" and in_flight <= len(load.replicas)
+    pool = BatchingPool(load, dispatch=not owned)
     halt = threading.Event()
     if config.scenario == "server":
         drivers = [threading.Thread(target=_poisson_arrivals, args=(pool, config.qps, control, halt), daemon=True)]
+    elif owned:
+        drivers = [threading.Thread(target=_owned_loop, args=(pool, i, control, halt), daemon=True)
+                   for i in range(in_flight)]
     else:
-        in_flight = config.concurrency
-        if config.scenario == "offline":
-            in_flight = max(in_flight, 2 * len(load.replicas))
         drivers = [threading.Thread(target=_closed_loop, args=(pool, control, halt), daemon=True)
                    for _ in range(in_flight)]
     windows = _Windows(config, emit, load.slot_count)
@@ -295,6 +306,8 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     finally:
         halt.set()
         pool.close()
+        for driver in drivers:  # none may still be talking to a replica when the backend closes it
+            driver.join(timeout=30)
     if pool.failure is not None:
         raise pool.failure
     windows.outcome.reason = reason or "stopped"
@@ -321,6 +334,22 @@ def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) ->
         done.clear()
         pool.submit(clock(), done)
         done.wait()
+
+
+def _owned_loop(pool: BatchingPool, index: int, control: Control, halt: threading.Event) -> None:
+    replica, slot, append = pool.load.replicas[index], pool.load.slots[index], pool.results.append
+    with pool.load.thread_context():
+        while not halt.is_set() and not control.stopping and pool.failure is None:
+            if control.paused:
+                control.wait_resumed()
+                continue
+            issued = clock()
+            try:
+                replica(1)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread as one error event
+                pool.failure = exc
+                return
+            append((slot, clock() - issued))
 
 
 def _poisson_arrivals(pool: BatchingPool, qps: float, control: Control, halt: threading.Event) -> None:
