@@ -86,6 +86,56 @@ def test_bert_padding_does_not_change_the_prediction(built):
         torch.testing.assert_close(model(input_ids, mask, types)[0], model(*padded)[0])
 
 
+def small_bert(fused: bool) -> torch.nn.Module:
+    """A 2-layer BERT (full vocabulary, so example inputs fit) with one attention path forced."""
+    from workloads.models import bert
+
+    if fused and not bert.FUSED_ATTENTION:
+        pytest.skip(f"torch {torch.__version__} has no scaled_dot_product_attention")
+    config = bert.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                             fused_attention=fused)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # both paths get the same weights
+        return bert.BertForSequenceClassification(config).eval()
+
+
+def test_bert_fused_and_explicit_attention_give_the_same_logits():
+    """scaled_dot_product_attention (torch >= 2) and the explicit matmul-softmax path (torch 1.x)
+    compute the same thing: equal logits within fp32 tolerance, padding included."""
+    fused, explicit = small_bert(True), small_bert(False)
+    assert all(torch.equal(a, b) for a, b in zip(fused.state_dict().values(), explicit.state_dict().values()))
+    assert all(m.fused_attention for m in fused.modules() if hasattr(m, "fused_attention"))
+    assert not any(m.fused_attention for m in explicit.modules() if hasattr(m, "fused_attention"))
+    inputs = get_model("bert").example_inputs(4, small_config("bert"))
+    assert (inputs[1] == 0).any(), "some rows are padded, so the mask takes part"
+    with torch.no_grad():
+        torch.testing.assert_close(fused(*inputs)[0], explicit(*inputs)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_bert_default_attention_is_fused_exactly_when_torch_has_it(built):
+    from workloads.models import bert
+
+    assert bert.FUSED_ATTENTION == hasattr(torch.nn.functional, "scaled_dot_product_attention")
+    paths = {m.fused_attention for m in built["bert"].modules() if hasattr(m, "fused_attention")}
+    assert paths == {bert.FUSED_ATTENTION}
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])
+def test_bert_attention_paths_trace_cleanly_and_stay_finite_in_half_precision(fused):
+    model = small_bert(fused)
+    inputs = get_model("bert").example_inputs(2, small_config("bert"))
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, inputs)
+        torch.testing.assert_close(traced(*inputs)[0], model(*inputs)[0])
+    assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    assert ("scaled_dot_product_attention" in traced.inlined_graph.str()) == fused
+    for dtype in (torch.bfloat16, torch.float16):  # the additive mask (-10000) stays finite there
+        with torch.no_grad():
+            assert torch.isfinite(model.to(dtype)(*inputs)[0]).all(), dtype
+
+
 def test_builds_are_seeded_so_two_builds_agree():
     config = small_config("cnn")
     a, b = get_model("cnn").build(config), get_model("cnn").build(config)

@@ -103,6 +103,11 @@ def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
              "pipeline": pipeline_cores(params, config.pipeline_cores, visible)}[config.mode]
     args = compiler_args(config.mode, cores)
     tracer = neuron.trace if package == "torch_neuronx" else torch.neuron.trace
+    # BERT's scaled_dot_product_attention (torch >= 2, so torch-neuronx) is for CUDA's fused kernels;
+    # the Neuron compilers get the explicit matmul-softmax attention they have always compiled.
+    for module in model.modules():
+        if getattr(module, "fused_attention", False):
+            module.fused_attention = False
 
     key = {"model": config.model, "inputs": input_signature(inputs), "backend": package,
            "compiler_args": args, "framework": getattr(neuron, "__version__", "?"),
