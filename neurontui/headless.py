@@ -23,6 +23,7 @@ from .report import check_writable, new_document, render, render_json, write_ato
 from .results import TelemetryStats, build_row
 from .store import LogEvent, Store, WorkloadState
 from .sweep import SweepError, expand, parse_sweep
+from .sweep import check as check_sweep
 from .workload import WorkloadProcess, describe_exit
 
 DEFAULT_EXPORT_SECONDS = 10.0
@@ -98,6 +99,8 @@ class HeadlessRun:
 
     def _configs(self) -> list[WorkloadConfig]:
         axes = parse_sweep(self.args.sweep) if self.args.sweep else {}
+        if axes:
+            check_sweep(self.config, axes)  # before anything is printed or measured
         config = self.config
         if (self.args.export or self.args.sweep) and config.duration is None and not self.args.no_workload:
             # An export needs an end; say which one was chosen.

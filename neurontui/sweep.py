@@ -2,7 +2,8 @@
 
 Keys are WorkloadConfig fields (dashes or underscores); values are comma-separated and
 coerced to the field's type. The first key varies slowest, so rows come out grouped the
-way a reader scans a table (per model, then per mode, ...).
+way a reader scans a table (per model, then per mode, ...). Every value is checked up front
+with a single run's validation, so a typo is refused before anything is measured.
 """
 from __future__ import annotations
 
@@ -64,3 +65,14 @@ def expand(base: WorkloadConfig, axes: dict[str, list[object]]) -> list[Workload
     """Every combination, in order; each is `base` with the swept fields replaced."""
     keys = list(axes)
     return [replace(base, **dict(zip(keys, combo))) for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def check(base: WorkloadConfig, axes: dict[str, list[object]]) -> None:
+    """Refuse the sweep (SweepError, one line) if a swept value is one a single run would refuse
+    whatever the other flags (`WorkloadConfig.value_problems()`, part of `validate()`): a typo
+    must not wait for the configurations before it to be measured."""
+    for key, values in axes.items():
+        for value in values:
+            problems = replace(base, **{key: value}).value_problems()
+            if problems:
+                raise SweepError(f"sweep: {key}={value!r}: {problems[0]}")

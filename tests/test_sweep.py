@@ -1,7 +1,7 @@
 """--sweep SPEC: parsing and expansion (the real 8-configuration run is in test_headless.py)."""
 import pytest
 
-from neurontui.sweep import SweepError, expand, parse_sweep
+from neurontui.sweep import SweepError, check, expand, parse_sweep
 from workloads.config import WorkloadConfig
 
 
@@ -45,3 +45,34 @@ def test_cli_rejects_a_bad_sweep_before_starting(python, child_env, tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["neurontui: sweep: batch='two' is not a number"]
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("model=cnn,nope", "sweep: model='nope': unknown model 'nope': choose from cnn, resnet50, bert, craft"),
+    ("backend=cpu,gpu", "unknown backend 'gpu'"),
+    ("precision=fp32,fp8", "unknown precision 'fp8'"),
+    ("model=cnn batch=4,0", "sweep: batch=0: --batch must be at least 1, got 0"),
+    ("mode=single,pipe", "unknown mode 'pipe'"),
+    ("concurrency=1,0", "sweep: concurrency=0: --concurrency must be at least 1, got 0"),
+])
+def test_values_a_single_run_would_refuse_are_refused_up_front(spec, needle):
+    with pytest.raises(SweepError) as info:
+        check(WorkloadConfig(backend="cpu"), parse_sweep(spec))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_sweep_a_single_run_would_accept_passes_the_check():
+    check(WorkloadConfig(backend="cpu"), parse_sweep("model=cnn,bert scenario=server qps=5,10 batch=1,4"))
+    # a combination that cannot run is left to the sweep, as a skipped row (see test_headless.py)
+    check(WorkloadConfig(backend="cpu"), parse_sweep("scenario=single-stream,server"))
+
+
+def test_cli_rejects_an_unknown_value_before_measuring_anything(python, child_env, tmp_path):
+    import subprocess
+    out = subprocess.run([python, "-m", "neurontui", "--sweep", "model=cnn,nope", "--backend", "cpu",
+                          "--export", str(tmp_path / "x.json"), "--monitor", "none"],
+                         capture_output=True, text=True, env=child_env, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "neurontui: sweep: model='nope': unknown model 'nope': choose from cnn, resnet50, bert, craft"]
+    assert not (tmp_path / "x.json").exists()  # and cnn was not measured first: no progress lines

@@ -59,6 +59,15 @@ class WorkloadConfig:
 
     def validate(self) -> list[str]:
         """Problems a user must fix, one line each (empty when the config is usable)."""
+        problems = self.value_problems()
+        if self.scenario == "server" and not (self.qps and self.qps > 0):
+            problems.append("--scenario server needs --qps R with R > 0")
+        return problems
+
+    def value_problems(self) -> list[str]:
+        """The part of validate() about one flag's value alone (an unknown name, a count below 1),
+        whatever the other flags: a sweep refuses these up front (a combination that cannot run,
+        like server without --qps, is a skipped row of the sweep instead)."""
         problems = []
         for name, allowed in (("model", MODELS), ("backend", BACKENDS), ("mode", MODES),
                               ("scenario", SCENARIOS), ("precision", PRECISIONS)):
@@ -67,8 +76,6 @@ class WorkloadConfig:
         for name in ("batch", "concurrency"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.scenario == "server" and not (self.qps and self.qps > 0):
-            problems.append("--scenario server needs --qps R with R > 0")
         if self.duration is not None and self.duration <= 0:
             problems.append(f"--duration must be positive, got {self.duration}")
         if self.pipeline_cores is not None and self.pipeline_cores < 1:
