@@ -39,6 +39,8 @@ def main() -> int:
                                            "--warmup", "1"], cache_dir)
                     if "error" in result:
                         print(f"{model} {mode}: {result['error']}")
+                    elif not result.get("completed"):
+                        print(f"{model} {mode}: nothing completed in {args.seconds:g} s (machine too busy?)")
                     else:
                         results[mode].append(result)
             base = statistics.median(r["throughput"] for r in results["single"]) if results["single"] else None
