@@ -40,7 +40,9 @@ def plan(models: list[str]) -> list[tuple[str, str, list[str], str | None]]:
         big = ["--precision", "bf16", "--batch", str(ref["big_batch"]), "--scenario", "offline"]
         if model in CONVOLUTIONAL:
             big.append("--channels-last")
-        runs.append((model, "cuda-graphs bf16 bs1 p50", ["--precision", "bf16", "--cuda-graphs"], "graph_bf16_bs1_ms"))
+        graphs = ["--precision", "bf16", "--cuda-graphs"] + (["--channels-last"] if model in CONVOLUTIONAL else [])
+        runs.append((model, f"cuda-graphs bf16{' channels-last' if model in CONVOLUTIONAL else ''} bs1 p50", graphs,
+                     "graph_bf16_bs1_ms"))
         runs.append((model, f"bf16{' channels-last' if model in CONVOLUTIONAL else ''} bs{ref['big_batch']} per s",
                      big, "big_bf16_per_s"))
     for model in models:
