@@ -81,7 +81,7 @@ class WorkloadState:
         return self.windows[-1] if self.windows else None
 
 
-Listener = Callable[[str], None]  # called with "snapshot", "workload", "event" or "health"
+Listener = Callable[[str], None]  # "snapshot", "workload" (an event of the child), "run" (started, state), "event", "health"
 
 
 class Store:
@@ -199,7 +199,7 @@ class Store:
             previous = self.workload
             self.workload = WorkloadState(config=dict(config), state="starting", pid=pid,
                                           run_id=previous.run_id + 1)
-        self._notify("workload")
+        self._notify("run")
 
     def workload_event(self, event: Hello | Phase | Ready | Window | Error) -> None:
         with self._lock:
@@ -227,7 +227,7 @@ class Store:
             self.workload.state = state
             if exit_code is not None:
                 self.workload.exit_code = exit_code
-        self._notify("workload")
+        self._notify("run")
 
     def workload_stderr(self, line: str) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from workloads.config import WorkloadConfig
@@ -48,7 +49,11 @@ from .widgets.workload import WorkloadPanel
 
 MAX_BATCH = 1024
 MAX_CONCURRENCY = 256
-MIN_UPDATE_SECONDS = 0.25  # screen updates: a burst of events costs one
+# Screen updates: figures move once per telemetry period; events and health (a crash, an outage,
+# a restart) show within a quarter second. A burst of changes costs one update either way.
+FIGURES_UPDATE_SECONDS = 1.0
+EVENTS_UPDATE_SECONDS = 0.25
+URGENT_CHANGES = frozenset({"event", "health", "run"})
 PLOT_SECONDS = 1.0  # workload plots: one replot a second at most
 COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
 FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal
@@ -128,7 +133,8 @@ class NeuronTUI(App[int]):
         self._plotted: tuple[int, int, bool] | None = None
         self._plotted_history: Any = None
         self._last_update = self._last_plot = 0.0
-        self._flush_scheduled = self._replot_scheduled = False
+        self._replot_scheduled = False
+        self._flush_timer: Timer | None = None
         self._bindings_state: tuple | None = None
         self.stats = TelemetryStats(store)  # per-core figures of the current run, for `e`
         self.stats.active = True
@@ -158,7 +164,7 @@ class NeuronTUI(App[int]):
         if self.config is not None and self.workload is not None:
             self._start_workload()
         update_hints(self.store)
-        self.update_panels({"snapshot", "workload", "event", "health"})
+        self.update_panels({"snapshot", "workload", "run", "event", "health"})
 
     def on_unmount(self) -> None:
         self.store.unsubscribe(self._store_changed)
@@ -175,24 +181,28 @@ class NeuronTUI(App[int]):
     def _store_changed(self, what: str) -> None:
         """Store listener: runs in source threads; only posts a message, at most one pending."""
         with self._pending_lock:
-            first = not self._pending
+            # one message while an update is pending, plus one when something urgent joins it
+            post = not self._pending or (what in URGENT_CHANGES and not self._pending & URGENT_CHANGES)
             self._pending.add(what)
-        if first:
+        if post:
             self.post_message(StoreChanged())
 
     @on(StoreChanged)
     def _on_store_changed(self) -> None:
-        # At most one screen update per MIN_UPDATE_SECONDS: a burst of events is one update.
-        wait = self._last_update + MIN_UPDATE_SECONDS - time.monotonic()
+        with self._pending_lock:
+            urgent = bool(self._pending & URGENT_CHANGES)
+        wait = self._last_update + (EVENTS_UPDATE_SECONDS if urgent else FIGURES_UPDATE_SECONDS) - time.monotonic()
         if wait > 0:
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.set_timer(wait, self._flush)
+            if self._flush_timer is not None and not urgent:
+                return  # an update is already due
+            if self._flush_timer is not None:
+                self._flush_timer.stop()
+            self._flush_timer = self.set_timer(wait, self._flush)
             return
         self._flush()
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_timer = None
         self._last_update = time.monotonic()
         with self._pending_lock:
             kinds, self._pending = self._pending, set()
