@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workloads.config import WorkloadConfig
+from workloads.models import get_model
 from workloads.protocol import Hello, LatencyHistogram, Phase, Ready, Window
 
 from .. import store as store_module
@@ -126,8 +127,8 @@ def trn1_scene(workload: bool = True) -> Store:
         if not workload:
             return store
         config = WorkloadConfig(model="bert", backend="neuron", mode="dp", batch=1)
-        publish_run(store, config, "neuron", Ready(params=109_482_240, cores_used=32, compile_seconds=41.8,
-                                                   load_seconds=6.2, artifact_bytes=226_000_000,
+        publish_run(store, config, "neuron", Ready(params=get_model("bert").params, cores_used=32,
+                                                   compile_seconds=41.8, load_seconds=6.2, artifact_bytes=226_000_000,
                                                    device_memory_bytes=32 * 197_300_000, cached=True),
                     windows=150, latency=0.0026)
         update_hints(store)
@@ -146,8 +147,8 @@ def inf1_scene(compiling: bool = False) -> Store:
             store.workload_event(Phase(phase="compiling", progress=0.45, detail="neuron-cc: partitioning graph"))
         else:
             config = WorkloadConfig(model="resnet50", backend="neuron", mode="pipeline", batch=1, pipeline_cores=4)
-            publish_run(store, config, "neuron", Ready(params=25_557_032, cores_used=4, compile_seconds=95.1,
-                                                       load_seconds=2.4, artifact_bytes=42_300_000,
+            publish_run(store, config, "neuron", Ready(params=get_model("resnet50").params, cores_used=4,
+                                                       compile_seconds=95.1, load_seconds=2.4, artifact_bytes=42_300_000,
                                                        device_memory_bytes=58_700_000, cached=True),
                         windows=150, latency=0.0031)
         update_hints(store)
