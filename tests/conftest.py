@@ -1,4 +1,5 @@
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -21,3 +22,23 @@ def child_env():
 @pytest.fixture
 def python():
     return sys.executable
+
+
+@pytest.fixture
+def busy_port():
+    """A loopback port that another socket is listening on for the whole test."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def json_paths(value, prefix=(), max_items=None):
+    """Every key/index path into a JSON value (lists cut to max_items), for fuzzers that swap one value."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from json_paths(child, prefix + (key,), max_items)
+    elif isinstance(value, list):
+        for index, child in enumerate(value[:max_items]):
+            yield from json_paths(child, prefix + (index,), max_items)

@@ -22,6 +22,7 @@ from neurontui.progress import describe
 from neurontui.store import Store
 from neurontui.workload import WorkloadProcess
 from workloads.config import WorkloadConfig
+from tests.conftest import json_paths
 from workloads.protocol import EVENT_TYPES, Bye, Hello, LatencyHistogram, ProtocolError, Window, decode
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,21 +87,11 @@ def event_shapes(draw):
     return body
 
 
-def paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from paths(child, prefix + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from paths(child, prefix + (index,))
-
-
 @st.composite
 def mutated_windows(draw):
     """A real window with one value anywhere in it (histogram buckets included) replaced."""
     body = json.loads(real_window().to_json())
-    path = draw(st.sampled_from([p for p in paths(body) if p]))
+    path = draw(st.sampled_from([p for p in json_paths(body) if p]))
     target = body
     for step in path[:-1]:
         target = target[step]

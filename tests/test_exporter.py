@@ -324,13 +324,10 @@ def test_port_zero_turns_the_endpoint_off():
     assert start_exporter(Store(), args(prometheus_port=0)) is None
 
 
-def test_port_in_use_raises_one_line_naming_the_address():
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(ExporterError) as error:
-            start_exporter(Store(), args(prometheus_port=port))
+def test_port_in_use_raises_one_line_naming_the_address(busy_port):
+    port = busy_port
+    with pytest.raises(ExporterError) as error:
+        start_exporter(Store(), args(prometheus_port=port))
     message = str(error.value)
     assert f"127.0.0.1:{port}" in message and "in use" in message and "\n" not in message
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from neurontui.sources.neuron_monitor import NeuronMonitorSource
 from neurontui.sources.neuron_report import parse_report
 from neurontui.store import Store
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, json_paths
 
 TRN1N_TEXT = (FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text()
 TRN1N = json.loads(TRN1N_TEXT)
@@ -58,17 +58,9 @@ def test_random_json_shapes(value):
     check(parse_report(json.dumps(value)))
 
 
-def paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from paths(child, prefix + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value[:3]):
-            yield from paths(child, prefix + (index,))
 
-
-FIXTURE_PATHS = {"trn1n": list(paths(TRN1N))[:3000], "v1": list(paths(V1))}
+FIXTURE_PATHS = {"trn1n": list(json_paths(TRN1N, max_items=3))[:3000],
+                 "v1": list(json_paths(V1, max_items=3))}
 FIXTURES_BY_NAME = {"trn1n": TRN1N, "v1": V1}
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -140,7 +139,7 @@ def test_prometheus_scrapes_headless_replay(tmp_path, child_env, python):
         completed = 'sum(execution_status_total{status_type="completed"})'
         first = float(prometheus.wait_for(completed)[0]["value"][1])
         prometheus.wait_for(completed, lambda r: r and float(r[0]["value"][1]) > first, timeout=30)
-        prometheus.wait_for(f'sum(rate(execution_status_total{{status_type="completed"}}[15s]))',
+        prometheus.wait_for('sum(rate(execution_status_total{status_type="completed"}[15s]))',
                             lambda r: r and float(r[0]["value"][1]) > 0, timeout=30)
         assert float(prometheus.query("neurontui_up")[0]["value"][1]) == 1.0
         # every query of the shipped Grafana dashboard is valid PromQL; the Neuron ones have data
@@ -233,14 +232,11 @@ def test_dying_neuron_monitor_shows_in_health_while_the_endpoint_keeps_serving(t
         app.stop()
 
 
-def test_headless_exits_nonzero_with_one_line_when_the_port_is_taken(child_env, python):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run([python, "-m", "neurontui", "--headless", "--no-workload", "--monitor", "none",
-                                 "--prometheus-port", str(port)], cwd=ROOT, env=child_env,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+def test_headless_exits_nonzero_with_one_line_when_the_port_is_taken(child_env, python, busy_port):
+    port = busy_port
+    result = subprocess.run([python, "-m", "neurontui", "--headless", "--no-workload", "--monitor", "none",
+                             "--prometheus-port", str(port)], cwd=ROOT, env=child_env,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if "in use" in line]
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], result.stderr

@@ -153,16 +153,13 @@ def test_usable_over_ssh_at_80x24_with_16_colours_or_none(child_env, tmp_path, e
         terminal.close()
 
 
-def test_a_busy_metrics_port_is_an_event_and_the_dashboard_keeps_running(child_env, tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        terminal = Terminal(neurontui(port), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"}, tmp_path)
-        try:
-            screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
-            assert "metrics off: address already in use" in screen  # the header says it; the event has details
-            terminal.keys("q")
-            ended_cleanly(terminal, [])
-        finally:
-            terminal.close()
+def test_a_busy_metrics_port_is_an_event_and_the_dashboard_keeps_running(child_env, tmp_path, busy_port):
+    terminal = Terminal(neurontui(busy_port), {"PYTHONPATH": child_env["PYTHONPATH"], "TERM": "xterm-256color"},
+                        tmp_path)
+    try:
+        screen = terminal.wait_screen(lambda s: LIVE_NUMBERS.search(s), what="live throughput")
+        assert "metrics off: address already in use" in screen  # the header says it; the event has details
+        terminal.keys("q")
+        ended_cleanly(terminal, [])
+    finally:
+        terminal.close()
