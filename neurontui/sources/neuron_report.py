@@ -17,7 +17,7 @@ import time as _time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..telemetry import CORE_MEMORY_PARTS, HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Memory, Runtime, Snapshot
+from ..telemetry import CORE_MEMORY_PARTS, HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Runtime, Snapshot
 
 SOURCE = "neuron-monitor"
 GIB = 1 << 30
