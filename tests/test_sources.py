@@ -365,3 +365,13 @@ def test_stopping_sources_leaves_no_threads_behind():
     source, _, _ = play(V1, loop=True)
     source.stop()
     assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def test_replay_of_a_file_whose_first_line_was_cut_plays_the_whole_lines(tmp_path):
+    report = json.dumps(json.loads(V1.read_text()))
+    path = tmp_path / "cut.jsonl"
+    path.write_text(report[: len(report) // 2] + "\n" + report + "\n" + report + "\n")
+    source, store, snapshots = play(path)
+    assert source.finished.wait(5)
+    assert len(snapshots) == 2
+    assert store.health["replay"].bad_lines == 1

@@ -10,6 +10,7 @@ line up with everything else on the screen.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from typing import Any, Iterator
@@ -22,6 +23,7 @@ from .recorder import Recorder, snapshot_from_json
 
 SOURCE = "replay"
 DEFAULT_PERIOD_SECONDS = 1.0
+MAX_PRETTY_REPORT_BYTES = 64 * 2**20  # one report, however pretty-printed, is far smaller
 MAX_GAP_SECONDS = 60.0  # a recording paused for an hour replays without the hour
 # Further behind the schedule than this (a machine too slow for the speed, a suspended process),
 # the schedule starts again from now rather than playing the backlog in a burst.
@@ -117,7 +119,11 @@ class ReplaySource(Source):
         return recorded, result.snapshot
 
     def entries(self) -> Iterator[dict]:
-        """The file's JSON objects: one per line, or the whole file as one pretty-printed report."""
+        """The file's JSON objects: one per line, or the whole file as one pretty-printed report.
+
+        A first line that is not JSON alone means a pretty-printed report, or a recording whose
+        first line was cut by a crash: if the whole file is not one report, read it as lines.
+        """
         with open(self.path, "rb") as file:
             first = file.readline()
             while first and not first.strip():
@@ -125,36 +131,39 @@ class ReplaySource(Source):
             try:
                 json.loads(_text(first))
             except (ValueError, RecursionError):
-                text = _text(first + file.read())
-                try:
-                    whole = json.loads(text)
-                except (ValueError, RecursionError) as exc:
-                    self.store.bad_line(self.name, text, f"neither JSON lines nor one JSON report ({exc})")
-                    return
-                if isinstance(whole, dict):
+                whole = self._whole_report(first, file)
+                if whole is not None:
                     yield whole
-                return
-            for line in _chain(first, file):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(_text(line))
-                except (ValueError, RecursionError) as exc:
-                    self.store.bad_line(self.name, line, f"not JSON ({exc})")  # e.g. a line cut by a crash
-                    continue
-                if isinstance(entry, dict):
-                    yield entry
-                else:
-                    self.store.bad_line(self.name, line, "not a JSON object")
+                    return
+            file.seek(0)
+            yield from self._lines(file)
+
+    def _whole_report(self, first: bytes, file: Any) -> dict | None:
+        if os.fstat(file.fileno()).st_size > MAX_PRETTY_REPORT_BYTES:
+            return None
+        try:
+            whole = json.loads(_text(first + file.read()))
+        except (ValueError, RecursionError):
+            return None
+        return whole if isinstance(whole, dict) else None
+
+    def _lines(self, file: Any) -> Iterator[dict]:
+        for line in file:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(_text(line))
+            except (ValueError, RecursionError) as exc:
+                self.store.bad_line(self.name, line, f"not JSON ({exc})")  # e.g. a line cut by a crash
+                continue
+            if isinstance(entry, dict):
+                yield entry
+            else:
+                self.store.bad_line(self.name, line, "not a JSON object")
 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
-
-
-def _chain(first: bytes, rest: Any) -> Iterator[bytes]:
-    yield first
-    yield from rest
 
 
 def _report_period(report: dict) -> float:
