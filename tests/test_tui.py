@@ -14,15 +14,16 @@ from neurontui.sources.neuron_report import parse_report
 from neurontui.store import Store
 from neurontui.telemetry import Core, Snapshot
 from neurontui.tui import scenes
-from neurontui.tui.app import NeuronTUI
+from neurontui.tui.app import FIGURES_UPDATE_SECONDS, PLOT_SECONDS, NeuronTUI
 from neurontui.tui.screens.help import HelpScreen
+from neurontui.tui.widgets.charts import ChartsPanel
 from neurontui.tui.widgets.cores import CoresPanel
 from neurontui.tui.widgets.events import EventsPanel
 from neurontui.tui.widgets.workload import WorkloadPanel
 from neurontui.workload import WorkloadProcess
 from tests.conftest import FIXTURES, ROOT
 from workloads.config import WorkloadConfig
-from workloads.protocol import Ready
+from workloads.protocol import LatencyHistogram, Ready, Window
 
 FAST_CPU_RUN = WorkloadConfig(model="cnn", backend="cpu", warmup=0.2, window=0.25)
 
@@ -127,6 +128,35 @@ async def test_previous_run_figures_stay_dimmed_until_the_new_run_has_some():
 
 
 @sync
+async def test_plots_redraw_every_other_second_and_the_last_window_still_reaches_them(monkeypatch):
+    """Plots cost the most to draw, and on a busy box that CPU is taken from the workload: they
+    redraw every PLOT_SECONDS while the figures move each second, and a last window that no
+    later update follows is drawn all the same."""
+    store = Store()
+    scenes.publish_run(store, FAST_CPU_RUN, "cpu", Ready(params=3_165_826, cores_used=2), windows=2, latency=0.004,
+                       end=time.time())
+    drawn: list[int] = []  # windows on the throughput plot, at each redraw
+    original = ChartsPanel.replot_workload
+    monkeypatch.setattr(ChartsPanel, "replot_workload",
+                        lambda panel, wl, previous: (drawn.append(len(wl.windows)), original(panel, wl, previous)))
+    app = NeuronTUI(store, FAST_CPU_RUN, None, host="test-host")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.5)
+        before, start = len(drawn), time.monotonic()
+        latency = LatencyHistogram()
+        latency.record(0.004, 1)
+        for _ in range(12):  # six seconds of windows, two a second as the child sends them
+            now = time.time()
+            store.workload_event(Window.from_histogram(now - 0.5, now, latency, 0, []))
+            await pilot.pause(0.5)
+        redraws = len(drawn) - before
+        assert 2 <= redraws <= (time.monotonic() - start) / PLOT_SECONDS + 1, drawn
+        assert "4.00 ms" in plain(app.query_one(WorkloadPanel))  # the figures kept moving meanwhile
+        await wait_for(pilot, lambda: drawn[-1] == len(store.workload.windows),
+                       timeout=PLOT_SECONDS + FIGURES_UPDATE_SECONDS + 1, what="the last window on the plot")
+
+
+@sync
 async def test_window_key_cycles_1_5_15_minutes():
     app = NeuronTUI(Store(), None, host="test-host")
     async with app.run_test() as pilot:
@@ -209,8 +239,9 @@ async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp
             if not store.workload.windows:  # the last run's figures, dimmed, until new ones arrive
                 assert "previous run" in plain(app.query_one(WorkloadPanel))
             await wait_for(pilot, lambda: store.workload.windows, what="windows of the new run")
-            await pilot.pause(0.3)
-            assert "previous run" not in plain(app.query_one(WorkloadPanel))
+            # figures reach the screen within a second (FIGURES_UPDATE_SECONDS)
+            await wait_for(pilot, lambda: "previous run" not in plain(app.query_one(WorkloadPanel)), timeout=3,
+                           what="the new run's figures in place of the dimmed ones")
             assert app.check_action("batch", (-2,)) and app.check_action("concurrency", (-2,))
 
             await pilot.press("space")

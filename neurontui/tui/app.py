@@ -17,6 +17,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,7 +55,12 @@ MAX_CONCURRENCY = 256
 FIGURES_UPDATE_SECONDS = 1.0
 EVENTS_UPDATE_SECONDS = 0.25
 URGENT_CHANGES = frozenset({"event", "health", "run"})
-PLOT_SECONDS = 1.0  # workload plots: one replot a second at most
+# Plots redraw every other figures update: a redraw costs more than the rest of the screen, and
+# the CPU it takes is taken from the workload being measured (tests/benchmarks/bench_tui.py).
+# Two seconds move a 1-minute plot by about three columns. The slack lets a figures update whose
+# timer fired a little early still carry the redraw, rather than a second screen update after it.
+PLOT_SECONDS = 2.0
+PLOT_SLACK = 0.25
 COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
 FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal
 WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
@@ -214,6 +220,8 @@ class NeuronTUI(App[int]):
         self.store.log(message.level, "tui", message.text)
 
     def update_panels(self, kinds: set[str]) -> None:
+        if not self.is_running:
+            return  # a timer that fires while the app shuts down finds no panels left
         store = self.store
         with store.lock():
             snapshot, wl = store.latest, store.workload
@@ -243,10 +251,7 @@ class NeuronTUI(App[int]):
                 self.query_one(MemoryPanel).show(snapshot, detailed=not self.has_class("-compact"))
                 self.query_one(RuntimesPanel).show(snapshot)
             self.query_one(WorkloadPanel).show(view, self._previous, enabled=self.config is not None)
-            self._replot_workload(shown, dimmed)
-            if history is not None:  # one replot per new sample
-                self.query_one(ChartsPanel).replot_utilization(history)
-                self._plotted_history = history_tail
+            self._replot(shown, dimmed, history, history_tail)
             events_panel.show(events, view.stderr_tail, time.time())
         bindings_state = (self.config, view.state, bool(view.windows), self.resolved_backend(),
                           snapshot.instance.get("instance_type") if snapshot else None)
@@ -254,23 +259,33 @@ class NeuronTUI(App[int]):
             self._bindings_state = bindings_state
             self.refresh_bindings()
 
-    def _replot_workload(self, shown: WorkloadState, dimmed: bool) -> None:
-        """Windows arrive every ~0.5 s; the plots move at most once a second (their x resolution)."""
-        plotted = (shown.run_id, len(shown.windows), dimmed)
-        if plotted == self._plotted:
+    def _replot(self, shown: WorkloadState, dimmed: bool, history: list | None, history_tail: Any) -> None:
+        """Redraw the plots whose data changed, all at once, at most every PLOT_SECONDS; a new run,
+        a dimmed previous run, a resize or a new window length draw at once."""
+        workload_key = (shown.run_id, len(shown.windows), dimmed)
+        replot_workload, replot_util = workload_key != self._plotted, history is not None
+        if not (replot_workload or replot_util):
             return
-        due = self._last_plot + PLOT_SECONDS - time.monotonic()
-        if due > 0 and self._plotted is not None and self._plotted[0] == shown.run_id:
-            if not self._replot_scheduled:
+        same_view = self._plotted is not None and (self._plotted[0], self._plotted[2]) == (shown.run_id, dimmed)
+        wait = self._last_plot + PLOT_SECONDS - time.monotonic()
+        if same_view and wait > PLOT_SLACK:
+            if not self._replot_scheduled:  # a later figures update draws it; this catches a last change
                 self._replot_scheduled = True
-                self.set_timer(due, self._scheduled_replot)
+                self.set_timer(wait + FIGURES_UPDATE_SECONDS, partial(self._scheduled_replot, self._last_plot))
             return
-        self.query_one(ChartsPanel).replot_workload(shown, previous=dimmed)
-        self._plotted, self._last_plot = plotted, time.monotonic()
+        charts = self.query_one(ChartsPanel)
+        if replot_workload:
+            charts.replot_workload(shown, previous=dimmed)
+            self._plotted = workload_key
+        if replot_util:
+            charts.replot_utilization(history)
+            self._plotted_history = history_tail
+        self._last_plot = time.monotonic()
 
-    def _scheduled_replot(self) -> None:
+    def _scheduled_replot(self, last_plot: float) -> None:
         self._replot_scheduled = False
-        self.update_panels(set())
+        if self._last_plot == last_plot:  # no figures update has redrawn the plots since
+            self.update_panels(set())
 
     def _log_phase(self, wl: WorkloadState) -> None:
         """Each phase of a run (building, compiling, loading, warmup, running) once in the events."""
