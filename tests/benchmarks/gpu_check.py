@@ -45,6 +45,9 @@ def plan(models: list[str]) -> list[tuple[str, str, list[str], str | None]]:
                      "graph_bf16_bs1_ms"))
         runs.append((model, f"bf16{' channels-last' if model in CONVOLUTIONAL else ''} bs{ref['big_batch']} per s",
                      big, "big_bf16_per_s"))
+        if model in CONVOLUTIONAL:  # at batch 1 NCHW kernels may beat channels-last: measure both layouts
+            runs.append((model, "cuda-graphs bf16 NCHW bs1 p50", ["--precision", "bf16", "--cuda-graphs"],
+                         "graph_bf16_bs1_ms"))
     for model in models:
         for mode in ("single", "dp"):
             for precision in ("fp32", "bf16"):
