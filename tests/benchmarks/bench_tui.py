@@ -1,6 +1,7 @@
 """The dashboard's own cost, measured from outside its process.
 
-    python3 tests/benchmarks/bench_tui.py [--seconds 60] [--run-seconds 15] [--pairs 6] [--skip-observer | --skip-replay]
+    python3 tests/benchmarks/bench_tui.py [--seconds 60] [--run-seconds 15] [--pairs 6] [--bind-threads]
+        [--skip-observer | --skip-replay]
 
 1. CPU: the real `neurontui` in a real terminal (tmux, 160x48) showing a 64-NeuronCore replay
    at a 1 s period (--no-workload), CPU time of its process over --seconds, as percent of one
@@ -11,6 +12,9 @@
    next by several percent, so the runs alternate in ABBA order after a warm-up run, and the
    figure is the median of --pairs ratios with its quartiles; the TUI's and tmux's own CPU
    during the run (% of one core) are printed too, a steadier bound on what they take.
+   --bind-threads pins the workload's OpenMP threads one per core in both runs: on the 2-vCPU
+   VM this was measured on, unpinned cnn runs swung between about 2,650/s and 3,700/s from one
+   run to the next, pinned ones stayed within 5%, and only then does a 3% effect stand out.
 """
 from __future__ import annotations
 
@@ -140,8 +144,8 @@ def workload_child(parent: psutil.Process, deadline: float) -> psutil.Process:
 
 def tui_throughput(run_seconds: float, workdir: Path) -> tuple[float, float, float]:
     """Throughput of the run with the TUI attached; the TUI's and the tmux server's own CPU
-    (% of one core) over the child's life. Nothing polls the screen while the child runs:
-    a capture-pane every half second would cost the workload more than the TUI does."""
+    (% of one core) while the load is measured. Nothing polls the screen then: a capture-pane
+    every half second would cost the workload about as much as the TUI does."""
     before = set(workdir.glob("neurontui-*.json"))
     terminal = Terminal(neurontui(*run_flags(run_seconds)), workdir)
     try:
@@ -149,6 +153,9 @@ def tui_throughput(run_seconds: float, workdir: Path) -> tuple[float, float, flo
         tui = psutil.Process(terminal.pid)
         server = psutil.Process(int(terminal.tmux("display-message", "-p", "#{pid}").strip()))
         child = workload_child(tui, deadline)
+        while "running" not in terminal.screen():  # start-up and warm-up are not measured
+            assert time.monotonic() < deadline, terminal.screen()
+            time.sleep(0.5)
         tui_before, server_before, wall_before = (sum(tui.cpu_times()[:2]), sum(server.cpu_times()[:2]),
                                                   time.monotonic())
         psutil.wait_procs([child], timeout=run_seconds + 300)
@@ -177,7 +184,11 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=6, help="(headless, TUI) run pairs, in ABBA order")
     parser.add_argument("--skip-observer", action="store_true")
     parser.add_argument("--skip-replay", action="store_true", help="only the observer effect")
+    parser.add_argument("--bind-threads", action="store_true",
+                        help="both runs' OpenMP threads bound one per core (OMP_PROC_BIND=close, OMP_PLACES=cores)")
     options = parser.parse_args()
+    if options.bind_threads:  # inherited by neurontui, tmux and the workload child alike
+        os.environ.update(OMP_PROC_BIND="close", OMP_PLACES="cores")
     with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
         workdir = Path(tmp)
         replay = workdir / "replay-64-cores.jsonl"
