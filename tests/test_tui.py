@@ -19,6 +19,8 @@ from neurontui.tui.screens.help import HelpScreen
 from neurontui.tui.widgets.charts import ChartsPanel
 from neurontui.tui.widgets.cores import CoresPanel
 from neurontui.tui.widgets.events import EventsPanel
+from neurontui.tui.widgets.header import HeaderBar
+from neurontui.tui.widgets.memory import MemoryPanel
 from neurontui.tui.widgets.workload import WorkloadPanel
 from neurontui.workload import WorkloadProcess
 from tests.conftest import FIXTURES, ROOT
@@ -71,6 +73,34 @@ async def test_no_core_is_dropped_on_a_64_core_host(size, dense):
         else:  # one labelled bar per core
             labels = {int(line.split()[i]) for line in text.splitlines()[1:] for i in range(0, len(line.split()), 3)}
             assert labels == set(range(64))
+
+
+@sync
+async def test_panels_are_redrawn_only_when_what_they_show_changes(monkeypatch):
+    """A saturated box reads 100% second after second: the bars, memory and header are not
+    redrawn for it (each redraw takes CPU from the workload), but any visible change is."""
+    store = Store()
+    app = NeuronTUI(store, None, host="test-host")
+    redrawn: list[str] = []
+    for panel in (CoresPanel, MemoryPanel, HeaderBar):
+        monkeypatch.setattr(panel, "refresh", lambda self, *a, **k: (redrawn.append(type(self).__name__), self)[1])
+    async with app.run_test(size=(100, 30)) as pilot:
+        def publish(utilization: float) -> None:
+            snapshot = Snapshot(time=time.time(), source="host", cores=[Core("vcpu", i, utilization) for i in (0, 1)])
+            snapshot.memory.host_used_bytes, snapshot.memory.host_total_bytes = 2**30, 2**34
+            store.publish_snapshot(snapshot)
+
+        publish(1.0)
+        await wait_for(pilot, lambda: "100%" in plain(app.query_one(CoresPanel)), timeout=5, what="the first figures")
+        await pilot.pause(1.2)  # the next figures update is due within a second
+        redrawn.clear()
+        for _ in range(2):
+            publish(1.0)
+            await pilot.pause(1.2)
+        assert redrawn == []
+        publish(0.5)
+        await wait_for(pilot, lambda: "50%" in plain(app.query_one(CoresPanel)), timeout=5, what="the change")
+        assert redrawn == ["CoresPanel"]
 
 
 @sync

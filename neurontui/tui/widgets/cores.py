@@ -14,7 +14,7 @@ from textual.widget import Widget
 
 from ...format import format_ratio
 from ...telemetry import Core, Snapshot
-from .bars import panel_lines, bar, level, util_style
+from .bars import bar, level, panel_lines, shown_key, util_style
 
 GROUPS = (("neuroncore", "NeuronCores", "NC"), ("gpu", "GPUs", "GPU"), ("vcpu", "vCPUs", "CPU"))
 MIN_CELL = 13  # narrowest bar cell: "12 █████ 42%"
@@ -26,10 +26,14 @@ class CoresPanel(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.snapshot: Snapshot | None = None
+        self._shown: tuple | None = None
 
     def show(self, snapshot: Snapshot | None) -> None:
         self.snapshot = snapshot
-        self.refresh()
+        shown = shown_key(self.render())
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
 
     def render(self) -> RenderableType:
         if self.snapshot is None or not self.snapshot.cores:

@@ -7,7 +7,7 @@ from textual.widget import Widget
 
 from ...store import SourceHealth, WorkloadState
 from ...telemetry import Snapshot
-from .bars import panel_lines
+from .bars import panel_lines, shown_key
 from .workload import STATE_STYLES
 
 
@@ -23,11 +23,15 @@ class HeaderBar(Widget):
         self.health: list[SourceHealth] = []
         self.metrics_url = ""
         self.metrics_error = metrics_error  # why the exporter is not serving (the event has the details)
+        self._shown: tuple | None = None
 
     def show(self, snapshot, workload, pending, health, metrics_url) -> None:
         self.snapshot, self.workload, self.pending = snapshot, workload, pending
         self.health, self.metrics_url = health, metrics_url
-        self.refresh()
+        shown = shown_key(self.render())
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
 
     def render(self) -> RenderableType:
         top = Text("neurontui ", style="bold")

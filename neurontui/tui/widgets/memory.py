@@ -7,7 +7,7 @@ from textual.widget import Widget
 
 from ...format import format_bytes
 from ...telemetry import CORE_MEMORY_PARTS, Snapshot
-from .bars import panel_lines, bar, memory_style
+from .bars import bar, memory_style, panel_lines, shown_key
 
 PART_LABELS = {"constants": "const", "model_code": "code", "model_shared_scratchpad": "scratch",
                "runtime_memory": "runtime", "tensors": "tensors"}
@@ -23,13 +23,16 @@ class MemoryPanel(Widget):
         self.snapshot: Snapshot | None = None
         self.detailed = True  # per-core cells; off on small terminals
         self._shown_shape: tuple | None = None
+        self._shown: tuple | None = None
 
     def show(self, snapshot: Snapshot | None, detailed: bool) -> None:
         shape = self._shape(snapshot, detailed)
         self.snapshot = snapshot
         self.detailed = detailed
-        self.refresh(layout=shape != self._shown_shape)  # re-layout only when the line count can change
-        self._shown_shape = shape
+        shown = shown_key(self.render())
+        if shape != self._shown_shape or shown != self._shown:
+            self.refresh(layout=shape != self._shown_shape)  # re-layout only when the line count can change
+        self._shown_shape, self._shown = shape, shown
 
     @staticmethod
     def _shape(snapshot: Snapshot | None, detailed: bool) -> tuple:
