@@ -1,8 +1,8 @@
 """Live plots over a selectable window: throughput, latency p50/p99, utilization.
 
-textual-plotext rebuilds a plot on every render, so each plot is replotted at most once
-per new sample, only while visible, from bounded deques (the Store's), and downsampled
-to about two points per column.
+textual-plotext rebuilds a plot on every render, so the app replots only when the data
+changed and at most every PLOT_SECONDS (see app.py), only while visible, from bounded deques
+(the Store's), downsampled to about two points per column.
 """
 from __future__ import annotations
 
