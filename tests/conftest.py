@@ -1,6 +1,7 @@
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,13 @@ def json_paths(value, prefix=(), max_items=None):
     elif isinstance(value, list):
         for index, child in enumerate(value[:max_items]):
             yield from json_paths(child, prefix + (index,), max_items)
+
+
+def wait_for(predicate, timeout, what):
+    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -22,7 +22,7 @@ import pytest
 
 from neurontui.report import render
 from neurontui.sources.neuron_report import parse_report
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, wait_for
 
 SCHEMA = json.loads((ROOT / "docs" / "export-schema.json").read_text())
 REPLAY = f"replay:{FIXTURES / 'v2_trn1n_32xlarge_2runtimes.json'}"
@@ -143,15 +143,6 @@ def descendants(pid):
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Started:

@@ -17,7 +17,7 @@ import jsonschema
 import psutil
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.slow
 FAKE_MONITOR = ROOT / "tests" / "fake_neuron_monitor.py"
@@ -43,15 +43,6 @@ def describe(processes):
         except psutil.Error:
             out.append(f"{process.pid}: (gone)")
     return out
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def cmdline_has(process, word):

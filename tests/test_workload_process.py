@@ -14,6 +14,7 @@ import pytest
 
 from neurontui.store import Store
 from neurontui.workload import WorkloadProcess
+from tests.conftest import wait_for
 from workloads.config import WorkloadConfig
 
 pytestmark = pytest.mark.slow
@@ -67,15 +68,6 @@ def script(tmp_path, text):
     path.write_text(text.format(python=sys.executable))
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def windows(store):
