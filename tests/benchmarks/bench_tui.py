@@ -36,6 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from neurontui.tui.scenes import TRN1_REPORT, modulated_report, widen_report  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from child_runs import workload_child  # noqa: E402
+
 CORES = 64
 REPLAY_REPORTS = 120  # two minutes of distinct reports, looped
 
@@ -129,19 +132,6 @@ def headless_throughput(run_seconds: float, workdir: Path) -> float:
     return json.loads(out.read_text())["rows"][0]["throughput_per_second"]
 
 
-def workload_child(parent: psutil.Process, deadline: float) -> psutil.Process:
-    """The `python -m workloads` process the dashboard started (found without touching the screen)."""
-    while True:
-        for child in parent.children(recursive=True):
-            try:
-                if "workloads" in child.cmdline():
-                    return child
-            except psutil.NoSuchProcess:
-                pass
-        assert time.monotonic() < deadline, "the workload child never started"
-        time.sleep(0.2)
-
-
 def tui_throughput(run_seconds: float, workdir: Path) -> tuple[float, float, float]:
     """Throughput of the run with the TUI attached; the TUI's and the tmux server's own CPU
     (% of one core) while the load is measured. Nothing polls the screen then: a capture-pane
@@ -152,7 +142,9 @@ def tui_throughput(run_seconds: float, workdir: Path) -> tuple[float, float, flo
         deadline = time.monotonic() + run_seconds + 300
         tui = psutil.Process(terminal.pid)
         server = psutil.Process(int(terminal.tmux("display-message", "-p", "#{pid}").strip()))
-        child = workload_child(tui, deadline)
+        while (child := workload_child(tui)) is None:  # found without touching the screen
+            assert time.monotonic() < deadline, "the workload child never started"
+            time.sleep(0.2)
         while "running" not in terminal.screen():  # start-up and warm-up are not measured
             assert time.monotonic() < deadline, terminal.screen()
             time.sleep(0.5)

@@ -10,6 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
+
 from workloads.protocol import Bye, Error, LatencyHistogram, Ready, Window, decode  # noqa: E402
 
 
@@ -18,6 +20,17 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def workload_child(root: psutil.Process) -> psutil.Process | None:
+    """The `python -m workloads` process under `root` (neurontui, or the terminal it runs in), if any."""
+    for child in root.children(recursive=True):
+        try:
+            if "workloads" in child.cmdline():
+                return child
+        except psutil.Error:
+            pass
+    return None
 
 
 def run_workload(args: list[str], cache_dir: str, timeout: float = 300) -> dict:

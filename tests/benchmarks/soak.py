@@ -44,6 +44,9 @@ from neurontui.sources.neuron_report import parse_report  # noqa: E402
 from neurontui.store import EVENT_LINES, HISTORY_POINTS, WINDOW_POINTS, Store  # noqa: E402
 from workloads.protocol import LatencyHistogram, Window, decode  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from child_runs import workload_child  # noqa: E402
+
 FIXTURE = ROOT / "tests" / "fixtures" / "v2_trn1n_32xlarge_2runtimes.json"
 CORES_PER_RUNTIME, DEVICES, DISTINCT_REPORTS = 32, 32, 120
 MB = 1024 * 1024
@@ -130,16 +133,6 @@ def rss(process: psutil.Process | None) -> float | None:
         return process.memory_info().rss / MB if process else None
     except psutil.Error:
         return None
-
-
-def workload_child(root: psutil.Process) -> psutil.Process | None:
-    for child in root.children(recursive=True):
-        try:
-            if "workloads" in child.cmdline():
-                return child
-        except psutil.Error:
-            pass
-    return None
 
 
 def samples_total(body: bytes) -> int | None:
