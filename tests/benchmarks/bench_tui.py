@@ -13,7 +13,7 @@
    figure is the median of --pairs ratios with its quartiles; the TUI's and tmux's own CPU
    during the run (% of one core) are printed too, a steadier bound on what they take.
    --bind-threads pins the workload's OpenMP threads one per core in both runs: on the 2-vCPU
-   VM this was measured on, unpinned cnn runs swung between about 2,650/s and 3,700/s from one
+   VM this was measured on, unpinned cnn runs swung between about 2,650/s and 3,900/s from one
    run to the next, pinned ones stayed within 5%, and only then does a 3% effect stand out.
 """
 from __future__ import annotations
