@@ -76,7 +76,7 @@ class _Families:
         metric = self.metrics.get(name)
         if metric is None:
             metric = self.metrics[name] = Metric(name, doc, kind)
-        metric.samples.append(Sample(name + suffix, labels, value, None, None, None))
+        metric.samples.append(Sample(name + suffix, labels, value))  # positional fields every release has
 
     def gauge(self, name: str, doc: str, labels: dict[str, str], value: float | None) -> None:
         if value is not None:
@@ -244,17 +244,17 @@ class StoreCollector(Collector):
         out.info("neurontui_workload", "The running workload's settings",
                  {key: "" if value is None else str(value) for key, value in settings.items()})
         out.counter("neurontui_workload_starts", "Workload child (re)starts", {}, workload.run_id)
-        # Counters of the current run: a restart resets them, which rate() handles.
+        # Counters of the current run (the run record's totals): a restart resets them, which rate() handles.
+        run = workload.run
         out.counter("neurontui_workload_requests",
-                    "Inferences completed by the workload, a batch of n counting n (this run)", {},
-                    workload.completed_total)
-        out.counter("neurontui_workload_errors", "Inferences that failed (this run)", {}, workload.errors_total)
+                    "Inferences completed by the workload, a batch of n counting n (this run)", {}, run.completed)
+        out.counter("neurontui_workload_errors", "Inferences that failed or timed out (this run)", {}, run.errors)
         out.histogram("neurontui_workload_latency_seconds",
-                      "Latency of each inference (this run, warm-up excluded)", {}, workload.latency_total)
-        window = workload.last_window
-        if window is not None:
+                      "Latency of each inference (this run, warm-up excluded)", {}, run.histogram)
+        throughput = run.figures().recent_throughput
+        if throughput is not None:
             out.gauge("neurontui_workload_throughput_requests_per_second",
-                      "Inferences per second over the latest window", {}, window.throughput)
+                      "Inferences per second over the last few seconds of windows", {}, throughput)
 
 
 def instance_labels(snapshot: Snapshot) -> dict[str, str]:

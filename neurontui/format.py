@@ -1,18 +1,34 @@
-"""Human formatting of base units, used only at the edge (screen, hints, reports).
+"""Human formatting of base units: the one place numbers become text (screen, hints,
+progress lines, reports, Markdown exports).
 
 The Store keeps seconds, bytes and ratios; these turn them into short strings and say
-"-" for an unknown value (None), never a misleading zero.
+"-" for an unknown value (None, NaN, not a number), never a misleading zero.
 """
 from __future__ import annotations
 
 import math
+from typing import Any
 
 UNKNOWN = "-"
 
 
-def format_bytes(n: float | None) -> str:
+def _known(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _three_digits(value: float) -> str:
+    """Three significant digits, trailing zeros kept so columns line up: 4.20, 12.3, 282."""
+    magnitude = abs(value)
+    if magnitude >= 99.95:
+        return f"{value:.0f}"
+    if magnitude >= 9.995:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def format_bytes(n: Any) -> str:
     """1536 -> '1.5 KiB'; binary units as neuron-top and free(1) show them."""
-    if n is None or not math.isfinite(n):
+    if not _known(n):
         return UNKNOWN
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -22,20 +38,25 @@ def format_bytes(n: float | None) -> str:
     raise AssertionError("unreachable")
 
 
-def format_seconds(s: float | None) -> str:
+def format_seconds(s: Any) -> str:
     """Latencies: 0.0000123 -> '12.3 us', 0.0042 -> '4.20 ms', 1.5 -> '1.50 s'."""
-    if s is None or not math.isfinite(s):
+    if not _known(s):
         return UNKNOWN
     if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
+        return f"{_three_digits(s * 1e6)} us"
     if s < 1.0:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
+        return f"{_three_digits(s * 1e3)} ms"
+    return f"{_three_digits(s)} s"
 
 
-def format_rate(per_second: float | None, unit: str = "/s") -> str:
-    """Throughput: 1234.5 -> '1.23k/s'."""
-    if per_second is None or not math.isfinite(per_second):
+def format_duration(s: Any) -> str:
+    """Wall-clock spans (compile, load, run time): 0.42 -> '0.4 s', 95 -> '95.0 s'."""
+    return UNKNOWN if not _known(s) else f"{s:.1f} s"
+
+
+def format_rate(per_second: Any, unit: str = "/s") -> str:
+    """Throughput on screen: 1234.5 -> '1234/s', 12345 -> '12.3k/s'."""
+    if not _known(per_second):
         return UNKNOWN
     if per_second >= 1e6:
         return f"{per_second / 1e6:.2f}M{unit}"
@@ -46,16 +67,33 @@ def format_rate(per_second: float | None, unit: str = "/s") -> str:
     return f"{per_second:.1f}{unit}"
 
 
-def format_ratio(ratio: float | None) -> str:
+def format_table_rate(per_second: Any) -> str:
+    """Throughput in a report table, every digit kept: 3540.2 -> '3,540', 12.34 -> '12.3'."""
+    if not _known(per_second):
+        return UNKNOWN
+    return f"{per_second:,.0f}" if per_second >= 100 else f"{per_second:.3g}"
+
+
+def format_ratio(ratio: Any) -> str:
     """0.423 -> '42%'."""
-    if ratio is None or not math.isfinite(ratio):
+    if not _known(ratio):
         return UNKNOWN
     return f"{ratio * 100:.0f}%"
 
 
-def format_count(n: float | None) -> str:
+def format_times(factor: Any) -> str:
+    """A speed-up: 2.648 -> '2.65x'."""
+    return UNKNOWN if not _known(factor) else f"{factor:.2f}x"
+
+
+def format_number(value: Any) -> str:
+    """A plain figure with three significant digits: 12.345 -> '12.3'."""
+    return UNKNOWN if not _known(value) else f"{value:.3g}"
+
+
+def format_count(n: Any) -> str:
     """Parameter counts and the like: 25_557_032 -> '25.6 M'."""
-    if n is None:
+    if not _known(n):
         return UNKNOWN
     for threshold, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
         if abs(n) >= threshold:

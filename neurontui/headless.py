@@ -1,8 +1,8 @@
 """Runs without a screen: `--headless` (serve metrics), `--export PATH`, `--sweep SPEC`.
 
-Never imports Textual. Each configuration is a fresh workload child; its windows become
-one row (results.py) and the export is rewritten atomically after every row, so an
-interrupted sweep (Ctrl-C, SIGTERM, SIGHUP) keeps every finished row on disk.
+A thin driver over a Session (session.py); never imports Textual. Each configuration is a
+fresh workload child; its run record becomes one row and the export is rewritten atomically
+after every row, so an interrupted sweep (Ctrl-C, SIGTERM, SIGHUP) keeps every finished row.
 """
 from __future__ import annotations
 
@@ -16,22 +16,21 @@ from typing import Any
 
 from workloads.config import WorkloadConfig
 
-from .hints import compute_hints, update_hints
+from .export.schema import new_document
+from .export.writers import check_writable, render, render_json, write_atomic
+from .format import format_rate, format_seconds
 from .host_info import describe_host
 from .progress import Progress, describe
-from .report import check_writable, new_document, render, render_json, write_atomic
-from .results import TelemetryStats, build_row
-from .store import LogEvent, Store, WorkloadState
+from .run import TelemetryStats
+from .session import Session
+from .store import LogEvent, WorkloadState
 from .sweep import SweepError, expand, parse_sweep
 from .sweep import check as check_sweep
-from .workload import WorkloadProcess, describe_exit
 
 DEFAULT_EXPORT_SECONDS = 10.0
 TICK_SECONDS = 0.25
 STDERR_LINES_SHOWN = 5  # of a failed child, under its row's summary
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# A child that says it cannot do a combination is skipped, not failed.
-SKIP_ERROR_KINDS = ("unsupported", "backend-unavailable", "usage")
 
 
 def run_headless(args: argparse.Namespace, config: WorkloadConfig) -> int:
@@ -42,11 +41,11 @@ class HeadlessRun:
     def __init__(self, args: argparse.Namespace, config: WorkloadConfig) -> None:
         self.args = args
         self.config = config
-        self.store = Store()
+        self.session = Session.from_args(args, None if args.no_workload else config)
+        self.store = self.session.store
         self.progress = Progress()
         self.stop = threading.Event()
         self.stopped_by: str | None = None
-        self.stats = TelemetryStats(self.store)
         self.document: dict[str, Any] = new_document({}, ["neurontui", *sys.argv[1:]])
         self.export_failed = False
 
@@ -63,36 +62,25 @@ class HeadlessRun:
             return 2
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         self.store.subscribe(self._on_store)
-        exporter = source = None
         try:
-            if args.headless and args.prometheus_port:
-                from .exporter import ExporterError, start_exporter
+            from .exporter import ExporterError
 
-                try:
-                    exporter = start_exporter(self.store, args)
-                except ExporterError as exc:
-                    print(f"neurontui: {exc}", file=sys.stderr)
-                    return 1
-                if exporter is not None:
-                    self.progress.message(f"serving metrics on {exporter.url}")
-            from .sources import open_source
-
-            source = open_source(args, self.store)
-            if source is not None:
-                source.start()
+            try:
+                self.session.start(metrics=bool(args.headless), metrics_required=True)
+            except ExporterError as exc:
+                print(f"neurontui: {exc}", file=sys.stderr)
+                return 1
+            if self.session.exporter is not None:
+                self.progress.message(f"serving metrics on {self.session.metrics_url}")
             if args.no_workload:
-                self._watch_telemetry(source)
+                self._watch_telemetry()
             else:
                 for number, config in enumerate(configs, 1):
                     if self.stop.is_set():
                         break
                     self._measure(config, f"[{number}/{len(configs)}] " if len(configs) > 1 else "")
         finally:
-            if source is not None:
-                source.stop()
-            if exporter is not None:
-                exporter.close()
-            self.stats.close()
+            self.session.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self._finish()
@@ -126,79 +114,65 @@ class HeadlessRun:
     def _measure(self, config: WorkloadConfig, prefix: str) -> None:
         label = (f"{prefix}{config.model} {config.backend} {config.mode} batch {config.batch} "
                  f"concurrency {config.concurrency}")
-        started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.stats.active = False
-        self.stats.reset()
+        session = self.session
         problems = config.validate()
         if problems:  # refused before starting a child: nothing of the previous run may leak in
-            self._add_row(config, "skipped", "; ".join(problems), started_at, label, WorkloadState())
+            self._add_row(label, WorkloadState(config=config.as_dict()), verdict=("skipped", "; ".join(problems)))
             return
-        child = WorkloadProcess(self.store)
-        child.start(config)
-        while not child.wait(TICK_SECONDS):
+        session.config = config
+        session.restart().result()
+        while not session.wait(TICK_SECONDS):
             if self.stop.is_set():
-                child.stop()
                 break
-            if self.store.workload.windows:
-                self.stats.active = True  # utilization counts over the measured run only
-            update_hints(self.store)  # printed once each by _on_store
             text, fraction = describe(self.store.workload, config.duration)
-            self.progress.update(f"{label}: {text}", fraction)
-        child.stop()
-        self.stats.active = False
-        status, reason = self._verdict(config)
-        if status == "interrupted" and not self.store.workload.completed_total:
-            return  # nothing was measured: no row
-        self._add_row(config, status, reason, started_at, label, self.store.workload)
-
-    def _verdict(self, config: WorkloadConfig) -> tuple[str, str | None]:
-        workload = self.store.workload
-        error = workload.last_error
-        if error is not None and error.fatal and error.kind in SKIP_ERROR_KINDS and not workload.windows:
-            return "skipped", f"{error.kind}: {error.message}"
+            workload = self.store.workload
+            self.progress.update(f"{label}: {text}", fraction, stage=f"{workload.state}:{bool(workload.run.window_count)}")
+        session.stop_workload()
         # without --duration a run lasts until a signal: then the signal is its normal end
-        if self.stop.is_set() and config.duration is not None:
-            return "interrupted", f"stopped by {self.stopped_by}"
-        if workload.state == "crashed" or error is not None and error.fatal:
-            detail = f"{error.kind}: {error.message}" if error else (list(workload.stderr_tail) or [""])[-1]
-            return "failed", f"{describe_exit(workload.exit_code)}" + (f": {detail}" if detail else "")
-        if not workload.completed_total:
-            return "failed", "no samples completed"
-        return "ok", None
+        interrupted_by = self.stopped_by if self.stop.is_set() and config.duration is not None else None
+        workload = session.workload()
+        if interrupted_by and not workload.run.completed:
+            return  # nothing was measured: no row
+        self._add_row(label, workload, interrupted_by=interrupted_by)
 
-    def _add_row(self, config: WorkloadConfig, status: str, reason: str | None, started_at: str,
-                 label: str, workload: WorkloadState) -> None:
+    def _add_row(self, label: str, workload: WorkloadState, interrupted_by: str | None = None,
+                 verdict: tuple[str, str | None] | None = None) -> None:
         host = describe_host(self.store)
-        row = build_row(workload, config, host, self.stats, status, reason, started_at)
-        with self.store.lock():
-            row["hints"] = [hint.text for hint in compute_hints(workload, self.store.latest)]
+        row = self.session.row(workload, interrupted_by, host=host, verdict=verdict)
         self.document["host"] = host
         self.document["rows"].append(row)
         self.progress.message(f"{label}: {summarize(row)}")
-        if status == "failed":
-            for line in list(self.store.workload.stderr_tail)[-STDERR_LINES_SHOWN:]:
+        if row["status"] == "failed":
+            for line in list(workload.stderr_tail)[-STDERR_LINES_SHOWN:]:
                 self.progress.message(f"    {line}")
         self._save()
 
     # -- telemetry only -------------------------------------------------------------------
-    def _watch_telemetry(self, source: Any) -> None:
-        duration = self.config.duration
+    def _watch_telemetry(self) -> None:
+        duration, source = self.config.duration, self.session.source
+        stats = TelemetryStats()
+
+        def take(what: str) -> None:
+            if what == "snapshot" and self.store.latest is not None:
+                stats.add(self.store.latest)
+
         started = time.monotonic()
-        self.stats.active = True
-        while not self.stop.wait(TICK_SECONDS):
-            elapsed = time.monotonic() - started
-            if duration is not None and elapsed >= duration:
-                break
-            if source is not None and source.finished.is_set():
-                break
-            update_hints(self.store)
-            left = f", {duration - elapsed:.1f} s left" if duration else " (Ctrl-C ends)"
-            self.progress.update(f"watching telemetry: {self.stats.samples} samples, {elapsed:.1f} s{left}",
-                                 elapsed / duration if duration else None)
-        self.stats.active = False
+        self.store.subscribe(take)
+        try:
+            while not self.stop.wait(TICK_SECONDS):
+                elapsed = time.monotonic() - started
+                if duration is not None and elapsed >= duration:
+                    break
+                if source is not None and source.finished.is_set():
+                    break
+                left = f", {duration - elapsed:.1f} s left" if duration else " (Ctrl-C ends)"
+                self.progress.update(f"watching telemetry: {stats.samples} samples, {elapsed:.1f} s{left}",
+                                     elapsed / duration if duration else None, stage="watching")
+        finally:
+            self.store.unsubscribe(take)
         self.document["host"] = describe_host(self.store)
-        self.document["telemetry"] = self.stats.summary()
-        if not self.stats.samples:
+        self.document["telemetry"] = stats.summary()
+        if not stats.samples:
             self.progress.message("no telemetry arrived during the run")
 
     # -- results --------------------------------------------------------------------------
@@ -246,6 +220,8 @@ def summarize(row: dict[str, Any]) -> str:
     if row["status"] != "ok":
         return f"{row['status']}: {row['reason']}"
     p50, p99 = row.get("latency_p50_seconds"), row.get("latency_p99_seconds")
-    return (f"{row['throughput_per_second']:,.1f}/s over {row['duration_seconds']:.1f} s, "
-            f"p50 {p50 * 1e3:.3g} ms, p99 {p99 * 1e3:.3g} ms, {row['stability']}"
-            if p50 is not None and p99 is not None else f"{row['completed']} completed")
+    if p50 is None or p99 is None:
+        return f"{row['completed']} completed"
+    errors = f", {row['errors']} errors" if row.get("errors") else ""
+    return (f"{format_rate(row['throughput_per_second'])} over {row['duration_seconds']:.1f} s, "
+            f"p50 {format_seconds(p50)}, p99 {format_seconds(p99)}{errors}, {row['stability']}")

@@ -7,14 +7,14 @@ Torch-free and Textual-free: the TUI and the headless path both call `update_hin
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from workloads.rules import pipeline_cores
 
 from .format import format_bytes, format_count, format_rate, format_seconds
 from .store import Store, WorkloadState
 from .telemetry import Snapshot
 
-PIPELINE_PARAMS_PER_STEP = 2e7  # the seed's rule: 4 cores per 20 M parameters
 GPU_FLOOR_MIN_WINDOWS = 4  # enough windows that the p50 is no warm-up accident
 NO_PIPELINE_INSTANCES = ("inf2", "trn1", "trn2")  # torch-neuronx has no --neuroncore-pipeline-cores
 
@@ -23,12 +23,6 @@ NO_PIPELINE_INSTANCES = ("inf2", "trn1", "trn2")  # torch-neuronx has no --neuro
 class Hint:
     key: str  # identifies the situation; the same situation is logged once
     text: str
-
-
-def pipeline_cores_rule(params: int, cores: int) -> int:
-    """4 * round(params / 2e7), clamped to [1, cores] (round half up, as the seed did)."""
-    suggested = 4 * math.floor(params / PIPELINE_PARAMS_PER_STEP + 0.5)
-    return max(1, min(suggested, max(cores, 1)))
 
 
 def supports_pipeline(instance_type: str) -> bool:
@@ -40,7 +34,7 @@ def compute_hints(workload: WorkloadState, snapshot: Snapshot | None) -> list[Hi
     config = workload.config
     if not config:
         return []
-    backend = workload.hello.backend if workload.hello else config.get("backend", "")
+    backend = workload.backend
     found = [
         _dp_idle(workload, snapshot, backend),
         _pipeline_size(workload, snapshot, backend),
@@ -66,7 +60,7 @@ def _device_cores(snapshot: Snapshot | None, backend: str) -> int:
 
 def _dp_idle(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -> Hint | None:
     config = wl.config
-    if config.get("mode") != "dp" or config.get("batch") != 1 or config.get("concurrency") != 1 or not wl.windows:
+    if config.get("mode") != "dp" or config.get("batch") != 1 or config.get("concurrency") != 1 or not wl.run.window_count:
         return None
     replicas = wl.ready.cores_used if wl.ready else _device_cores(snapshot, backend)
     if replicas <= 1:
@@ -86,7 +80,7 @@ def _pipeline_size(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -
     if cores < 1 or not supports_pipeline(instance_type):
         return None
     model = wl.config.get("model")
-    suggested = pipeline_cores_rule(wl.ready.params, cores)
+    suggested = pipeline_cores(wl.ready.params, cores)
     return Hint(
         f"pipeline:{model}:{cores}",
         f"pipeline rule of thumb for {model} ({format_count(wl.ready.params)} params): {suggested} NeuronCores "
@@ -96,12 +90,12 @@ def _pipeline_size(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -
 
 def _gpu_floor(wl: WorkloadState, backend: str) -> Hint | None:
     config = wl.config
-    if backend != "cuda" or config.get("batch") != 1 or len(wl.windows) < GPU_FLOOR_MIN_WINDOWS:
+    figures = wl.run.figures()
+    if backend != "cuda" or config.get("batch") != 1 or figures.windows < GPU_FLOOR_MIN_WINDOWS:
         return None
-    p50 = wl.latency_total.percentile(50)
+    p50, throughput = figures.latency["p50"], figures.throughput
     if p50 is None:
         return None
-    throughput = wl.windows[-1].throughput
     return Hint(
         f"gpu-floor:{config.get('model')}:{config.get('precision')}",
         f"GPU latency floor at batch 1 for {config.get('model')}: p50 {format_seconds(p50)} "

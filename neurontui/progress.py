@@ -1,8 +1,9 @@
 """Progress of a headless run on stderr: a bar on a terminal, plain lines otherwise.
 
 stdout stays clean for whatever a script pipes; stderr gets phase, compile progress,
-elapsed/remaining and the current throughput. Plain lines are rate-limited to one per
-second so a log file of an hour-long sweep stays readable.
+elapsed/remaining and the current throughput. Plain lines (a log, a journal) come when the
+stage changes (compiling, running, ...) and otherwise at most every PLAIN_INTERVAL_SECONDS,
+so a day under systemd is a few thousand lines, not one a second.
 """
 from __future__ import annotations
 
@@ -12,33 +13,29 @@ import threading
 import time
 from typing import TextIO
 
+from .format import format_rate, format_seconds
 from .store import WorkloadState
 
 BAR_WIDTH = 20
-PLAIN_INTERVAL_SECONDS = 1.0
-
-
-def measured_seconds(workload: WorkloadState) -> float:
-    return sum(max(w.duration, 0.0) for w in list(workload.windows))
+PLAIN_INTERVAL_SECONDS = 30.0
 
 
 def describe(workload: WorkloadState, duration: float | None) -> tuple[str, float | None]:
-    """(text, fraction done or None) for the workload's current state."""
+    """(text, fraction done or None) for the workload's current state, from its run record."""
     state = workload.state
     if state in ("starting", "idle"):
         return "starting the workload", None
-    if workload.windows and state in ("running", "paused", "exited"):
-        done = measured_seconds(workload)
-        window = workload.windows[-1]
+    figures = workload.run.figures()
+    if figures.windows and state in ("running", "paused", "exited"):
+        done = figures.measured_seconds
         text = f"{state}: {done:.1f} s measured"
         fraction = None
         if duration:
             text += f", {max(duration - done, 0.0):.1f} s left"
             fraction = min(done / duration, 1.0)
-        text += f", {window.throughput:,.1f}/s"
-        p50 = window.percentiles.get("p50")
-        if isinstance(p50, (int, float)):
-            text += f", p50 {p50 * 1e3:.3g} ms"
+        text += f", {format_rate(figures.recent_throughput)}, p50 {format_seconds(figures.recent_latency['p50'])}"
+        if figures.errors:
+            text += f", {figures.errors} errors"
         return text, fraction
     phase = workload.phase
     if state == "running":
@@ -55,23 +52,25 @@ class Progress:
         self.tty = self.stream.isatty() if tty is None else tty
         self._last_plain = 0.0
         self._last_text = ""
+        self._last_stage: str | None = None
         self._bar_shown = False
         self._lock = threading.RLock()  # reader threads report events while the main thread draws
 
-    def update(self, text: str, fraction: float | None = None, force: bool = False) -> None:
+    def update(self, text: str, fraction: float | None = None, force: bool = False, stage: str | None = None) -> None:
         with self._lock:
-            self._update(text, fraction, force)
+            self._update(text, fraction, force, stage)
 
-    def _update(self, text: str, fraction: float | None, force: bool) -> None:
+    def _update(self, text: str, fraction: float | None, force: bool, stage: str | None) -> None:
         if self.tty:
             self._draw_bar(text, fraction)
             return
         now = time.monotonic()
         if text == self._last_text and not force:
             return
-        if not force and now - self._last_plain < PLAIN_INTERVAL_SECONDS:
+        new_stage = stage is not None and stage != self._last_stage
+        if not force and not new_stage and now - self._last_plain < PLAIN_INTERVAL_SECONDS:
             return
-        self._last_plain, self._last_text = now, text
+        self._last_plain, self._last_text, self._last_stage = now, text, stage
         self._write(text + "\n")
 
     def message(self, text: str) -> None:

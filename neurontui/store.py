@@ -7,18 +7,20 @@ Published snapshots are never mutated afterwards, so readers may keep references
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from workloads.protocol import Error, Hello, LatencyHistogram, Phase, Ready, Window
+from workloads.protocol import Error, Hello, Phase, Ready, Window
+from workloads.rules import effective_backend
 
+from .run import WINDOW_POINTS, RunRecord
 from .telemetry import Snapshot
 
 HISTORY_POINTS = 3600  # one hour at neuron-monitor's 1 s period; also the 15 min window at 4 Hz
-WINDOW_POINTS = 3600  # workload windows (~0.5 s each): 30 min
 EVENT_LINES = 500
 ECC_EVENT_TYPES = ("mem_ecc_corrected", "mem_ecc_uncorrected", "sram_ecc_corrected", "sram_ecc_uncorrected")
 
@@ -70,28 +72,41 @@ class WorkloadState:
     last_error: Error | None = None
     exit_code: int | None = None
     run_id: int = 0  # increments on every (re)start; consumers dim figures of older runs
-    completed_total: int = 0
-    errors_total: int = 0
-    latency_total: LatencyHistogram = field(default_factory=LatencyHistogram)
-    windows: deque[Window] = field(default_factory=lambda: deque(maxlen=WINDOW_POINTS))
+    run: RunRecord = field(default_factory=RunRecord)
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=50))
 
     @property
-    def last_window(self) -> Window | None:
-        return self.windows[-1] if self.windows else None
+    def windows(self) -> deque[Window]:
+        """The ring of the latest windows (plots, per-window series); totals are in `run`."""
+        return self.run.windows
+
+    @property
+    def backend(self) -> str:
+        """The backend the run uses: what the child reported, else what was asked for."""
+        return effective_backend(self.config.get("backend", ""), self.hello.backend if self.hello else None)
+
+    def copy(self) -> WorkloadState:
+        """A copy a reader (the screen, an export) may keep while reader threads move on (take
+        it under the Store's lock)."""
+        view = copy.copy(self)
+        view.run = self.run.copy()
+        view.stderr_tail = deque(self.stderr_tail, maxlen=self.stderr_tail.maxlen)
+        return view
 
 
 Listener = Callable[[str], None]  # "snapshot", "workload" (an event of the child), "run" (started, state), "event", "health"
 
 
 class Store:
-    def __init__(self, history_points: int = HISTORY_POINTS, event_lines: int = EVENT_LINES) -> None:
+    def __init__(self, history_points: int = HISTORY_POINTS, event_lines: int = EVENT_LINES,
+                 window_points: int = WINDOW_POINTS) -> None:
         self._lock = threading.RLock()
+        self.window_points = window_points
         self._listeners: list[Listener] = []
         self.started = time.time()
         self.latest: Snapshot | None = None
         self.history: deque[HistoryPoint] = deque(maxlen=history_points)
-        self.workload = WorkloadState()
+        self.workload = WorkloadState(run=RunRecord(window_points))
         self.events: deque[LogEvent] = deque(maxlen=event_lines)
         self.health: dict[str, SourceHealth] = {}
         self.runtime_totals: dict[str, RuntimeTotals] = {}
@@ -132,6 +147,9 @@ class Store:
         with self._lock:
             self.latest = snapshot
             self.history.append(point)
+            run = self.workload.run
+            if run.window_count and self.workload.state == "running":  # measuring: not warm-up, not paused
+                run.add_snapshot(snapshot)
             seen = set()
             for runtime in snapshot.runtimes:
                 seen.add(runtime.key)
@@ -198,7 +216,7 @@ class Store:
         with self._lock:
             previous = self.workload
             self.workload = WorkloadState(config=dict(config), state="starting", pid=pid,
-                                          run_id=previous.run_id + 1)
+                                          run_id=previous.run_id + 1, run=RunRecord(self.window_points))
         self._notify("run")
 
     def workload_event(self, event: Hello | Phase | Ready | Window | Error) -> None:
@@ -212,10 +230,7 @@ class Store:
             elif isinstance(event, Ready):
                 wl.ready = event
             elif isinstance(event, Window):
-                wl.windows.append(event)
-                wl.completed_total += event.completed
-                wl.errors_total += event.errors
-                wl.latency_total.merge(event.histogram())
+                wl.run.add_window(event)
                 if wl.state not in ("paused",):
                     wl.state = "running"
             elif isinstance(event, Error):

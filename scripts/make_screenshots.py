@@ -23,6 +23,7 @@ from neurontui.cli import parse  # noqa: E402
 from neurontui.sources import open_source  # noqa: E402
 from neurontui.store import Store  # noqa: E402
 from neurontui.tui import scenes  # noqa: E402
+from neurontui.session import Session  # noqa: E402
 from neurontui.tui.app import NeuronTUI  # noqa: E402
 from neurontui.workload import WorkloadProcess  # noqa: E402
 
@@ -45,7 +46,7 @@ def neuron_screens(out: Path, size: tuple[int, int]) -> None:
     os.environ["TZ"] = "UTC"
     time.tzset()
     for name, store in (("neuron-inf1.svg", scenes.inf1_scene()), ("neuron-trn1.svg", scenes.trn1_scene())):
-        app = NeuronTUI(store, scenes.scene_config(store), None, host="ip-10-0-0-1", backends=["cpu", "neuron"])
+        app = NeuronTUI(Session(store, scenes.scene_config(store), None), host="ip-10-0-0-1", backends=["cpu", "neuron"])
         with scenes.frozen_store_clock():
             asyncio.run(shoot(app, size, out / name))
 
@@ -55,7 +56,7 @@ def live_cpu_screen(out: Path, size: tuple[int, int]) -> None:
     store = Store()
     source = open_source(args, store)
     workload = WorkloadProcess(store)
-    app = NeuronTUI(store, config, workload, host="cpu-host")
+    app = NeuronTUI(Session(store, config, workload), host="cpu-host")
     try:
         if source is not None:
             source.start()

@@ -59,9 +59,9 @@ def absorb(store: Store, line: str | bytes) -> object | None:
     if not isinstance(event, Bye):
         store.workload_event(event)
     workload = store.workload
-    assert isinstance(workload.completed_total, int) and 0 <= workload.completed_total < 2**64
-    assert isinstance(workload.errors_total, int) and 0 <= workload.errors_total < 2**64
-    json.dumps(workload.latency_total.summary(), allow_nan=False)
+    assert isinstance(workload.run.completed, int) and 0 <= workload.run.completed < 2**64
+    assert isinstance(workload.run.errors, int) and 0 <= workload.run.errors < 2**64
+    json.dumps(workload.run.histogram.summary(), allow_nan=False)
     describe(workload, 10.0)
     update_hints(store)
     # the scrape must parse back, with no value a counter cannot hold
@@ -117,7 +117,7 @@ def test_windows_with_one_value_swapped(body):
     store = running_store()
     absorb(store, real_window().to_json())
     absorb(store, json.dumps(body))
-    assert store.workload.completed_total >= 8  # the sound window before it still counts
+    assert store.workload.run.completed >= 8  # the sound window before it still counts
 
 
 @FUZZ
@@ -167,7 +167,7 @@ def test_sound_events_still_pass():
     for line in (Hello(pid=7, model="cnn", backend="cpu").to_json(), real_window().to_json(),
                  '{"event":"window","v":1,"completed":0,"from_the_future":{"x":1e400}}'):
         assert absorb(store, line) is not None, line
-    assert store.workload.completed_total == 8 and store.workload.state == "running"
+    assert store.workload.run.completed == 8 and store.workload.state == "running"
 
 
 # -- the real reader: a child process that prints hostile lines into a real pipe -------------------
@@ -216,7 +216,7 @@ def test_reader_counts_a_bad_line_keeps_it_and_reads_on(tmp_path, junk, shown):
     assert health.bad_lines == 1
     assert health.last_bad_line.startswith(shown[:200])
     assert len(health.last_bad_line) <= 200
-    assert store.workload.completed_total == 8  # the window after the bad line was read
+    assert store.workload.run.completed == 8  # the window after the bad line was read
     assert store.workload.state == "exited"
 
 
@@ -224,14 +224,14 @@ def test_reader_keeps_a_10_mb_valid_window(tmp_path):
     body = json.loads(WINDOW)
     body["padding"] = "x" * (10 * 1024 * 1024)  # unknown keys are ignored, however long the line
     store = read_through_a_pipe(tmp_path, HELLO + json.dumps(body).encode() + b"\n" + BYE)
-    assert store.workload.completed_total == 8 and "workload" not in store.health
+    assert store.workload.run.completed == 8 and "workload" not in store.health
 
 
 def test_reader_counts_a_partial_line_at_eof_and_reports_the_exit(tmp_path):
     store = read_through_a_pipe(tmp_path, HELLO + WINDOW + WINDOW[:40], exit_code=1)
     health = store.health["workload"]
     assert health.bad_lines == 1 and health.last_bad_line == WINDOW[:40].decode()
-    assert store.workload.completed_total == 8
+    assert store.workload.run.completed == 8
     assert store.workload.state == "crashed" and store.workload.exit_code == 1
     assert any(e.level == "error" and "exited with status 1" in e.text for e in store.events)
 
@@ -254,5 +254,5 @@ def test_a_failing_consumer_does_not_stop_the_reader(tmp_path):
 
     store.subscribe(broken_listener)
     store = read_through_a_pipe(tmp_path, HELLO + WINDOW + WINDOW + BYE, store=store)
-    assert store.workload.completed_total == 16 and store.workload.state == "exited"
+    assert store.workload.run.completed == 16 and store.workload.state == "exited"
     assert "ZeroDivisionError" in store.health["workload"].last_error

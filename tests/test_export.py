@@ -7,13 +7,15 @@ import os
 import jsonschema
 import pytest
 
-from neurontui.report import COLUMNS, check_writable, new_document, render, write_atomic
-from neurontui.results import TelemetryStats, build_row, stability
+from neurontui.export.rows import build_row
+from neurontui.export.schema import COLUMNS, new_document
+from neurontui.export.writers import check_writable, render, write_atomic
 from neurontui.store import Store
 from neurontui.telemetry import Core, Memory, Snapshot
 from tests.conftest import ROOT
 from workloads.config import WorkloadConfig
-from workloads.protocol import Hello, LatencyHistogram, Ready, Window
+from workloads.protocol import Hello, LatencyHistogram, Phase, Ready, Window
+from workloads.rules import stability
 
 SCHEMA = json.loads((ROOT / "docs" / "export-schema.json").read_text())
 HOST = {"hostname": "box", "instance_type": "inf1.xlarge", "cpu_model": "AMD EPYC", "cpu_count": 4,
@@ -38,9 +40,8 @@ def measured_store(window_rates, latency=0.002, window_seconds=0.5, batch=1):
 
 
 def row_of(store, **config):
-    stats = TelemetryStats(store)
     cfg = WorkloadConfig(model="cnn", backend="cpu", **config)
-    return build_row(store.workload, cfg, HOST, stats, "ok", None, "2026-11-28T00:00:00Z")
+    return build_row(store.workload, cfg, HOST, "ok", None, "2026-11-28T00:00:00Z")
 
 
 def test_row_throughput_is_completed_over_measured_time():
@@ -70,24 +71,29 @@ def test_stability_follows_perf_analyzer(rates, verdict):
     assert stability(rates) == verdict
 
 
-def test_utilization_counts_only_while_measuring():
-    store = measured_store([100, 100, 100])
-    stats = TelemetryStats(store)
+def test_utilization_counts_only_while_the_run_measures():
+    """Warm-up and the time after the run do not count, whichever way the row is exported."""
+    store = Store()
+    store.workload_starting({"model": "cnn"}, pid=1)
     busy = Snapshot(time=1.0, source="host", cores=[Core("vcpu", 0, 1.0), Core("vcpu", 1, 0.5)],
                     memory=Memory(host_used_bytes=2_000))
-    store.publish_snapshot(busy)  # before the run: ignored
-    stats.active = True
+    store.workload_event(Phase(phase="warmup", progress=0.0))
+    store.publish_snapshot(busy)  # warm-up: ignored
+    hist = LatencyHistogram()
+    hist.record(0.002)
+    store.workload_event(Window.from_histogram(1.0, 1.5, hist, 0, [1]))
     for t, (a, b) in enumerate([(0.2, 0.4), (0.4, 0.8)]):
         store.publish_snapshot(Snapshot(time=2.0 + t, source="host", cores=[Core("vcpu", 0, a), Core("vcpu", 1, b)],
                                         memory=Memory(host_used_bytes=1_000 * (t + 1))))
-    stats.active = False
+    store.workload_state("exited", 0)
     store.publish_snapshot(busy)  # after: ignored
+    stats = store.workload.run.telemetry
     cores = stats.cores()
     assert [(c["index"], c["utilization_mean"], c["utilization_max"]) for c in cores] == [
         (0, pytest.approx(0.3), 0.4), (1, pytest.approx(0.6), 0.8)]
     assert stats.mean_utilization("vcpu") == pytest.approx(0.45)
     assert stats.summary()["memory"]["host_used_bytes"] == {"mean": 1500, "max": 2000}
-    row = build_row(store.workload, WorkloadConfig(model="cnn", backend="cpu"), HOST, stats, "ok", None, "")
+    row = build_row(store.workload, WorkloadConfig(model="cnn", backend="cpu"), HOST, "ok", None, "")
     assert row["core_kind"] == "vcpu" and row["core_utilization_mean"] == pytest.approx(0.45)
 
 

@@ -20,7 +20,7 @@ import jsonschema
 import psutil
 import pytest
 
-from neurontui.report import render
+from neurontui.export.writers import render
 from neurontui.sources.neuron_report import parse_report
 from tests.conftest import FIXTURES, ROOT, wait_for
 
@@ -79,7 +79,7 @@ def test_export_of_a_short_cpu_run(python, child_env, tmp_path):
         <= row["latency_max_seconds"]
     assert row["stability"] in ("stable", "unstable") and row["core_kind"] == "vcpu"
     assert 0 < row["core_utilization_mean"] <= 1
-    # progress: phases, then measured/left/throughput, plain lines at most about one per second
+    # progress: phases, then measured/left/throughput; plain lines at each new stage, else rarely
     lines = out.stderr.splitlines()
     assert any("warmup" in line for line in lines) and any("s left" in line and "/s" in line for line in lines)
     assert len(lines) <= wall + 4, lines
@@ -297,6 +297,12 @@ def test_progress_is_a_bar_on_a_terminal_and_rate_limited_lines_otherwise():
         plain.update(f"running: {n} windows")
     plain.message("[1/2] done")
     assert log.getvalue().splitlines() == ["running: 0 windows", "[1/2] done"]
+
+    journal = io.StringIO()  # under systemd: a line per stage, not one a second
+    staged = Progress(journal, tty=False)
+    for n, stage in enumerate(("compiling", "compiling", "running:False", "running:True", "running:True")):
+        staged.update(f"{stage} {n}", stage=stage)
+    assert journal.getvalue().splitlines() == ["compiling 0", "running:False 2", "running:True 3"]
 
 
 def test_host_description_without_metadata_service(monkeypatch, tmp_path):

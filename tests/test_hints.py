@@ -1,7 +1,7 @@
 """Hints a user sees in the events panel: computed from telemetry and `ready`, logged once."""
 import pytest
 
-from neurontui.hints import compute_hints, pipeline_cores_rule, update_hints
+from neurontui.hints import compute_hints, update_hints
 from neurontui.sources.neuron_report import parse_report
 from neurontui.store import Store
 from neurontui.telemetry import Core, Snapshot
@@ -33,18 +33,6 @@ def running_store(snapshot=None, windows=1, pid=4242, **config):
 
 def hint_texts(store):
     return [e.text for e in store.events if e.level == "hint"]
-
-
-@pytest.mark.parametrize("params,cores,expected", [
-    (25_557_032, 16, 4),    # resnet50: 4 * round(1.28)
-    (109_482_240, 16, 16),  # bert-base: 4 * round(5.47) = 20, clamped to the 16 cores there are
-    (109_482_240, 64, 20),
-    (30_000_000, 64, 8),    # round half up (1.5 -> 2), as the seed computed it
-    (100_000, 4, 1),        # a tiny CNN rounds to 0 cores: at least 1
-    (25_557_032, 2, 2),
-])
-def test_pipeline_rule_of_thumb(params, cores, expected):
-    assert pipeline_cores_rule(params, cores) == expected
 
 
 def test_dp_at_batch1_names_the_idle_cores_once():

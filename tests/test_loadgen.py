@@ -12,7 +12,8 @@ import time
 import pytest
 
 from workloads.config import WorkloadConfig
-from workloads.loadgen import Control, Load, is_stable, run
+from workloads.loadgen import Control, Load, run
+from workloads.rules import is_stable
 from workloads.protocol import Phase, Window
 
 
@@ -108,3 +109,45 @@ def test_a_failing_replica_surfaces_its_exception():
 
     with pytest.raises(RuntimeError, match="out of memory"):
         measure(Load([broken, broken]), concurrency=2)
+
+
+def flaky(every, calls):
+    """A replica whose every `every`-th request raises, as a request that hits a device fault."""
+    def replica(k):
+        calls.append(k)
+        if len(calls) % every == 0:
+            raise RuntimeError("device fault")
+        time.sleep(0.002)
+    return replica
+
+
+@pytest.mark.parametrize("settings,replicas", [({}, 1), ({"concurrency": 2}, 2), ({"concurrency": 4}, 1)])
+def test_a_failed_request_is_counted_as_errors_and_the_run_goes_on(settings, replicas):
+    calls = []
+    outcome, windows, _ = measure(Load([flaky(3, calls) for _ in range(replicas)]), batch=2, **settings)
+    errors = sum(w.errors for w in windows)
+    assert outcome.reason == "duration" and errors > 0 and errors % 2 == 0  # samples: a batch of 2 fails as 2
+    assert outcome.errors == errors and outcome.completed == sum(w.completed for w in windows) > 0
+
+
+def test_a_request_slower_than_the_timeout_is_an_error_not_a_completion():
+    outcome, windows, _ = measure(Load([sleeper(0.003)]), request_timeout=0.001)
+    assert sum(w.completed for w in windows) == 0 and sum(w.errors for w in windows) > 0
+    assert outcome.reason == "duration"  # late answers are errors, not a broken model
+
+
+@pytest.mark.parametrize("settings", [{}, {"concurrency": 2}])
+def test_a_model_that_always_raises_ends_the_run_with_its_error(settings):
+    calls = []
+
+    def broken(k):  # the first call (never measured) passes; every later one raises
+        calls.append(k)
+        if len(calls) > 1:
+            raise RuntimeError("shape mismatch")
+
+    events = []
+    config = WorkloadConfig(warmup=0.0, window=0.05, duration=5.0, **settings)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run(Load([broken] * (1 + bool(settings))), config, events.append, Control())
+    windows = [e for e in events if isinstance(e, Window)]
+    assert windows and all(w.errors > 0 and w.completed == 0 for w in windows)

@@ -18,6 +18,7 @@ from workloads.backends import Context, neuron
 from workloads.config import WorkloadConfig
 from workloads.errors import WorkloadFailure
 from workloads.models import get_model
+from workloads.rules import pipeline_cores
 
 
 class StandInNeuron:
@@ -135,9 +136,9 @@ def test_contract_pipeline_passes_neuroncore_pipeline_cores(tmp_path, torch_neur
 
 def test_pipeline_rule_of_thumb_for_the_four_models():
     visible = 16
-    assert [neuron.pipeline_cores(get_model(m).params, None, visible) for m in ("cnn", "resnet50", "bert", "craft")] \
+    assert [pipeline_cores(get_model(m).params, visible) for m in ("cnn", "resnet50", "bert", "craft")] \
         == [1, 4, 16, 4]  # 0 -> 1; BERT's 20 clamped to the 16 visible cores
-    assert neuron.pipeline_cores(108_311_810, None, 64) == 20
+    assert pipeline_cores(108_311_810, 64) == 20
 
 
 def test_visible_cores_from_the_runtime_environment():

@@ -4,7 +4,8 @@ import re
 import subprocess
 
 
-from neurontui.report import new_document, render
+from neurontui.export.schema import new_document
+from neurontui.export.writers import render
 from tests.conftest import ROOT
 from tests.test_export import HOST, measured_store, row_of
 

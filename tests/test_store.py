@@ -37,11 +37,11 @@ def test_windows_feed_totals_and_a_restart_starts_a_new_run():
     for _ in range(10):
         hist.record(0.002)
     store.workload_event(Window.from_histogram(0, 0.5, hist, errors=1, per_core_completed=[10]))
-    assert store.workload.completed_total == 10 and store.workload.errors_total == 1
-    assert store.workload.latency_total.count == 10 and store.workload.state == "running"
+    assert store.workload.run.completed == 10 and store.workload.run.errors == 1
+    assert store.workload.run.histogram.count == 10 and store.workload.state == "running"
     first = store.workload.run_id
     store.workload_starting({"model": "bert"}, pid=2)
-    assert store.workload.run_id == first + 1 and store.workload.completed_total == 0
+    assert store.workload.run_id == first + 1 and store.workload.run.completed == 0
 
 
 def test_bad_lines_are_counted_and_the_last_kept():

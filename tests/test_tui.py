@@ -14,6 +14,7 @@ from neurontui.sources.neuron_report import parse_report
 from neurontui.store import Store
 from neurontui.telemetry import Core, Snapshot
 from neurontui.tui import scenes
+from neurontui.session import Session
 from neurontui.tui.app import FIGURES_UPDATE_SECONDS, PLOT_SECONDS, NeuronTUI
 from neurontui.tui.screens.help import HelpScreen
 from neurontui.tui.widgets.charts import ChartsPanel
@@ -63,7 +64,7 @@ def events_text(store: Store) -> str:
 async def test_no_core_is_dropped_on_a_64_core_host(size, dense):
     store = Store()
     store.publish_snapshot(snapshot_with_cores(64))
-    app = NeuronTUI(store, None, host="test-host")
+    app = NeuronTUI(Session(store, None), host="test-host")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         text = plain(app.query_one(CoresPanel))
@@ -80,7 +81,7 @@ async def test_panels_are_redrawn_only_when_what_they_show_changes(monkeypatch):
     """A saturated box reads 100% second after second: the bars, memory and header are not
     redrawn for it (each redraw takes CPU from the workload), but any visible change is."""
     store = Store()
-    app = NeuronTUI(store, None, host="test-host")
+    app = NeuronTUI(Session(store, None), host="test-host")
     redrawn: list[str] = []
     for panel in (CoresPanel, MemoryPanel, HeaderBar):
         monkeypatch.setattr(panel, "refresh", lambda self, *a, **k: (redrawn.append(type(self).__name__), self)[1])
@@ -107,7 +108,7 @@ async def test_panels_are_redrawn_only_when_what_they_show_changes(monkeypatch):
 async def test_resize_switches_between_compact_and_full_layout():
     store = Store()
     store.publish_snapshot(parse_report((FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text(), 1000.0).snapshot)
-    app = NeuronTUI(store, WorkloadConfig(), None, host="test-host")  # the settings shown; no child here
+    app = NeuronTUI(Session(store, WorkloadConfig(), None), host="test-host")  # the settings shown; no child here
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.has_class("-compact") and not app.query_one("#plot-util").display
@@ -122,7 +123,7 @@ async def test_resize_switches_between_compact_and_full_layout():
 @sync
 async def test_without_a_workload_its_keys_are_dimmed_and_do_nothing():
     store = Store()
-    app = NeuronTUI(store, None, host="test-host")
+    app = NeuronTUI(Session(store, None), host="test-host")
     async with app.run_test() as pilot:
         for action, parameters in (("mode", ("dp",)), ("batch", (2,)), ("pause", ()), ("restart", ()),
                                    ("export", ()), ("pick_model", ())):
@@ -140,7 +141,7 @@ async def test_previous_run_figures_stay_dimmed_until_the_new_run_has_some():
     store = Store()
     scenes.publish_run(store, FAST_CPU_RUN, "cpu", Ready(params=3_165_826, cores_used=2), windows=10, latency=0.004,
                        end=time.time())
-    app = NeuronTUI(store, FAST_CPU_RUN, None, host="test-host")
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, None), host="test-host")
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.3)
         panel = app.query_one(WorkloadPanel)
@@ -169,7 +170,7 @@ async def test_plots_redraw_every_other_second_and_the_last_window_still_reaches
     original = ChartsPanel.replot_workload
     monkeypatch.setattr(ChartsPanel, "replot_workload",
                         lambda panel, wl, previous: (drawn.append(len(wl.windows)), original(panel, wl, previous)))
-    app = NeuronTUI(store, FAST_CPU_RUN, None, host="test-host")
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, None), host="test-host")
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.5)
         before, start = len(drawn), time.monotonic()
@@ -188,7 +189,7 @@ async def test_plots_redraw_every_other_second_and_the_last_window_still_reaches
 
 @sync
 async def test_window_key_cycles_1_5_15_minutes():
-    app = NeuronTUI(Store(), None, host="test-host")
+    app = NeuronTUI(Session(Store(), None), host="test-host")
     async with app.run_test() as pilot:
         seen = [app.window]
         for _ in range(3):
@@ -199,7 +200,7 @@ async def test_window_key_cycles_1_5_15_minutes():
 
 @sync
 async def test_help_opens_and_closes_and_screenshot_key_writes_an_svg(tmp_path):
-    app = NeuronTUI(Store(), None, host="test-host", output_dir=str(tmp_path))
+    app = NeuronTUI(Session(Store(), None), host="test-host", output_dir=str(tmp_path))
     async with app.run_test() as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -219,7 +220,7 @@ async def test_a_failing_child_is_an_event_and_r_restarts_it(child_env):
     trn1 = parse_report((FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text(), 1000.0).snapshot
     store.publish_snapshot(trn1)
     workload = WorkloadProcess(store, env=child_env)
-    app = NeuronTUI(store, WorkloadConfig(model="cnn", backend="neuron"), workload, host="test-host")
+    app = NeuronTUI(Session(store, WorkloadConfig(model="cnn", backend="neuron"), workload), host="test-host")
     try:
         async with app.run_test() as pilot:
             await wait_for(pilot, lambda: store.workload.state in ("crashed", "exited"), what="the child to fail")
@@ -244,7 +245,7 @@ async def test_a_failing_child_is_an_event_and_r_restarts_it(child_env):
 async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp_path):
     store = Store()
     workload = WorkloadProcess(store, env=child_env)
-    app = NeuronTUI(store, FAST_CPU_RUN, workload, host="test-host", output_dir=str(tmp_path))
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, workload), host="test-host", output_dir=str(tmp_path))
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: len(store.workload.windows) >= 2, what="first windows")
@@ -294,7 +295,7 @@ async def test_a_killed_child_is_an_event_with_its_status_and_r_brings_it_back(c
     """The workload dying (as under the OOM killer) costs the run, not the dashboard."""
     store = Store()
     workload = WorkloadProcess(store, env=child_env)
-    app = NeuronTUI(store, FAST_CPU_RUN, workload, host="test-host")
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, workload), host="test-host")
     try:
         async with app.run_test() as pilot:
             await wait_for(pilot, lambda: store.workload.windows, what="first windows")

@@ -8,6 +8,7 @@ import pytest
 
 from neurontui.store import Store
 from neurontui.tui import scenes
+from neurontui.session import Session
 from neurontui.tui.app import NeuronTUI
 
 
@@ -21,8 +22,7 @@ def utc(monkeypatch):
 
 
 def scene_app(store: Store, workload: bool = True) -> NeuronTUI:
-    return NeuronTUI(store, scenes.scene_config(store) if workload else None, None,
-                     host="ip-10-0-0-1", backends=["cpu", "neuron"])
+    return NeuronTUI(Session(store, scenes.scene_config(store) if workload else None, None), host="ip-10-0-0-1", backends=["cpu", "neuron"])
 
 
 def compare(snap_compare, app, size, press=()):

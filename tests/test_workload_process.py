@@ -101,11 +101,11 @@ def test_a_crash_is_an_event_with_status_and_stderr_and_a_restart_works(tmp_path
     child.start(config)
     try:
         wait_for_windows(store)
-        completed_before = store.workload.completed_total
+        completed_before = store.workload.run.completed
         os.kill(child.pid, signal.SIGUSR1)
         assert child.wait(15), "the crash was not noticed"
         assert store.workload.state == "crashed"
-        assert completed_before > 0 and store.workload.completed_total >= completed_before  # figures are kept
+        assert completed_before > 0 and store.workload.run.completed >= completed_before  # figures are kept
         [message] = errors(store)
         assert status in message and "libfake: cannot allocate 4096 MiB" in message and "press r" in message
 

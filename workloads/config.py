@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields
 
-MODELS = ("cnn", "resnet50", "bert", "craft")
+from .models import REGISTRY
+
+MODELS = tuple(REGISTRY)  # the registry is the one list of models
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
 MODES = ("single", "dp", "pipeline")
 SCENARIOS = ("single-stream", "offline", "server")
@@ -36,6 +38,7 @@ class WorkloadConfig:
     cores: int | None = None  # how many cores/replicas dp may use; None = all visible
     cache_dir: str | None = None
     until_stable: bool = False  # stop when the last 3 windows agree within 10%
+    request_timeout: float | None = None  # seconds; a slower request counts as an error, not a completion
 
     def to_argv(self) -> list[str]:
         """Flags for `python -m workloads`, inverse of `from_namespace(build_parser().parse_args())`."""
@@ -56,6 +59,11 @@ class WorkloadConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> WorkloadConfig:
+        """Inverse of as_dict(); keys it does not know are ignored."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def validate(self) -> list[str]:
         """Problems a user must fix, one line each (empty when the config is usable)."""
@@ -127,3 +135,5 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cores", type=positive_int, default=None, help="cores/replicas for dp")
     g.add_argument("--cache-dir", default=None, metavar="DIR", help="compiled-artifact cache")
     g.add_argument("--until-stable", action="store_true", help="stop once the last 3 windows agree within 10%%")
+    g.add_argument("--request-timeout", type=positive_float, default=None, metavar="S",
+                   help="a request slower than this counts as an error, not a completion")

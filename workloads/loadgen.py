@@ -9,6 +9,9 @@
 
 A request is `batch` samples; a batch's latency is recorded once per sample (as MLPerf
 does), so `completed` and throughput are in samples. Warm-up is run but never recorded.
+A request that raises, or that takes longer than --request-timeout, counts its samples as
+errors, not completions; only when every request of FAILED_WINDOWS_LIMIT windows in a row
+raised does the run stop with that exception (a broken model, not a passing fault).
 Torch-free: backends hand over plain callables ("replicas") that run k merged requests
 synchronously, device work included.
 
@@ -19,6 +22,7 @@ histogram record, one flag test per call) and no thread, lock or JSON per call.
 from __future__ import annotations
 
 import collections
+import math
 import queue
 import random
 import threading
@@ -29,10 +33,10 @@ from typing import Callable
 
 from .config import WorkloadConfig
 from .protocol import LatencyHistogram, Phase, Window
+from .rules import is_stable
 
 Replica = Callable[[int], object]  # runs k merged requests (k x batch samples), returns when done
-STABLE_WINDOWS = 3
-STABLE_TOLERANCE = 0.10
+FAILED_WINDOWS_LIMIT = 2
 clock = time.perf_counter
 
 
@@ -95,15 +99,6 @@ class Outcome:
     throughputs: list[float] = field(default_factory=list)
 
 
-def is_stable(throughputs: list[float], windows: int = STABLE_WINDOWS, tolerance: float = STABLE_TOLERANCE) -> bool:
-    """perf_analyzer's rule: the last `windows` throughputs all within `tolerance` of their mean."""
-    if len(throughputs) < windows:
-        return False
-    last = throughputs[-windows:]
-    mean = sum(last) / windows
-    return mean > 0 and all(abs(x - mean) <= tolerance * mean for x in last)
-
-
 class _Windows:
     """Turns recorded latencies into `window` events and decides when the run ends."""
 
@@ -113,15 +108,25 @@ class _Windows:
         self.slot_count = slot_count
         self.outcome = Outcome()
         self.measured = 0.0  # seconds of measured load so far (pauses excluded)
+        self._failed_windows = 0
         # Window times are wall-clock seconds, derived from the monotonic clock so they never jump.
         self._wall_offset = time.time() - clock()
 
-    def flush(self, start: float, end: float, hist: LatencyHistogram, per_slot: list[int]) -> str | None:
-        """Emit one window; return a reason to stop ('duration', 'stable') or None."""
+    def flush(self, start: float, end: float, hist: LatencyHistogram, per_slot: list[int],
+              errors: int = 0, raised: BaseException | None = None) -> str | None:
+        """Emit one window; return a reason to stop ('duration', 'stable') or None.
+
+        `raised` is the last exception of a request in this window: when no request of
+        FAILED_WINDOWS_LIMIT windows in a row completed, it ends the run.
+        """
         offset = self._wall_offset
-        window = Window.from_histogram(start + offset, end + offset, hist, 0, per_slot)
+        window = Window.from_histogram(start + offset, end + offset, hist, errors, per_slot)
         self.emit(window)
+        self._failed_windows = self._failed_windows + 1 if raised is not None and not hist.count else 0
+        if self._failed_windows >= FAILED_WINDOWS_LIMIT:
+            raise raised  # type: ignore[misc]
         self.outcome.completed += window.completed
+        self.outcome.errors += errors
         self.outcome.throughputs.append(window.throughput)
         self.measured += end - start
         duration = self.config.duration
@@ -162,22 +167,37 @@ def _run_direct(load: Load, config: WorkloadConfig, emit: Callable, control: Con
         while clock() < warm_until and not control.stopping:
             if control.paused:
                 control.wait_resumed()
-            call(1)
+            try:
+                call(1)
+            except Exception:  # noqa: BLE001 - unmeasured; a model that always fails failed above
+                pass
         emit(Phase(phase="running", progress=0.0))
         reason = None
+        timeout = config.request_timeout or math.inf
         while reason is None and not control.stopping:
             hist = LatencyHistogram()
             record = hist.record
             start = clock()
             end = windows.window_end(start)
             t1 = start
-            # The hot loop: nothing but the call, two clock reads, a record and two comparisons.
+            errors, raised = 0, None
+            # The hot loop: nothing but the call, two clock reads, a record and three comparisons
+            # (a try block costs nothing until something raises).
             while t1 < end and not control.interrupt:
                 t0 = clock()
-                call(1)
+                try:
+                    call(1)
+                except Exception as exc:  # noqa: BLE001 - a failed request is counted, not fatal
+                    errors += batch
+                    raised = exc
+                    t1 = clock()
+                    continue
                 t1 = clock()
-                record(t1 - t0, batch)
-            reason = windows.flush(start, clock(), hist, [hist.count])
+                if t1 - t0 > timeout:
+                    errors += batch
+                else:
+                    record(t1 - t0, batch)
+            reason = windows.flush(start, clock(), hist, [hist.count], errors, raised)
             if control.paused and not control.stopping:
                 control.wait_resumed()
     windows.outcome.reason = reason or "stopped"
@@ -196,13 +216,14 @@ class BatchingPool:
     """Replicas fed from one queue; each replica's dispatcher merges what is waiting (dynamic batching).
 
     With dispatch=False there are no dispatchers: callers drive replicas themselves and the pool
-    only collects their results and failures.
+    only collects their results.
     """
 
     def __init__(self, load: Load, dispatch: bool = True) -> None:
         self.load = load
-        self.results: collections.deque[tuple[int, float]] = collections.deque()  # (slot, latency)
-        self.failure: BaseException | None = None
+        # (slot, latency), latency None for a request that raised
+        self.results: collections.deque[tuple[int, float | None]] = collections.deque()
+        self.raised: BaseException | None = None  # the latest exception of a request, until drained
         self._closing = False
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._dispatch, args=(replica, slot), daemon=True,
@@ -248,16 +269,13 @@ class BatchingPool:
                     batch.append(more)
                 try:
                     replica(len(batch))
-                except BaseException as exc:  # noqa: BLE001 - reported by the main thread as one error event
-                    self.failure = exc
-                    for request in batch:
-                        if request.waiter:
-                            request.waiter.set()
-                    return
-                done = clock()
+                except Exception as exc:  # noqa: BLE001 - counted as errors; the main thread decides
+                    self.raised, done = exc, None
+                else:
+                    done = clock()
                 append = self.results.append
                 for request in batch:
-                    append((slot, done - request.issued))
+                    append((slot, None if done is None else done - request.issued))
                     if request.waiter:
                         request.waiter.set()
 
@@ -287,47 +305,52 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     try:
         # Warm-up: at least one completed request, and --warmup seconds.
         warm_until = clock() + config.warmup
-        while not control.stopping and pool.failure is None and (clock() < warm_until or not pool.results):
+        while not control.stopping and (clock() < warm_until or not pool.results):
             control.sleep(min(0.05, max(0.001, warm_until - clock())))
-        _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch)
+        timeout = config.request_timeout or math.inf
+        _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch, timeout)
+        pool.raised = None
         emit(Phase(phase="running", progress=0.0))
         reason = None
-        while reason is None and not control.stopping and pool.failure is None:
+        while reason is None and not control.stopping:
             start = clock()
             end = windows.window_end(start)
-            while clock() < end and not control.interrupt and pool.failure is None:
+            while clock() < end and not control.interrupt:
                 control.sleep(end - clock())
             hist, per_slot = LatencyHistogram(), [0] * windows.slot_count
-            _drain(pool, hist, per_slot, batch)
-            reason = windows.flush(start, clock(), hist, per_slot)
+            errors = _drain(pool, hist, per_slot, batch, timeout)
+            raised, pool.raised = pool.raised, None
+            reason = windows.flush(start, clock(), hist, per_slot, errors, raised if errors else None)
             if control.paused and not control.stopping:
                 control.wait_resumed()
-                _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch)  # finished while paused
+                _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch, timeout)  # finished while paused
     finally:
         halt.set()
         pool.close()
         for driver in drivers:  # none may still be talking to a replica when the backend closes it
             driver.join(timeout=30)
-    if pool.failure is not None:
-        raise pool.failure
     windows.outcome.reason = reason or "stopped"
     return windows.outcome
 
 
-def _drain(pool: BatchingPool, hist: LatencyHistogram, per_slot: list[int], batch: int) -> None:
-    results = pool.results
+def _drain(pool: BatchingPool, hist: LatencyHistogram, per_slot: list[int], batch: int, timeout: float) -> int:
+    """Record what completed since the last drain; returns the samples that failed or timed out."""
+    results, errors = pool.results, 0
     while True:
         try:
             slot, latency = results.popleft()
         except IndexError:
-            return
+            return errors
+        if latency is None or latency > timeout:
+            errors += batch
+            continue
         hist.record(latency, batch)
         per_slot[slot] += batch
 
 
 def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) -> None:
     done = threading.Event()
-    while not halt.is_set() and not control.stopping and pool.failure is None:
+    while not halt.is_set() and not control.stopping:
         if control.paused:
             control.wait_resumed()
             continue
@@ -339,23 +362,24 @@ def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) ->
 def _owned_loop(pool: BatchingPool, index: int, control: Control, halt: threading.Event) -> None:
     replica, slot, append = pool.load.replicas[index], pool.load.slots[index], pool.results.append
     with pool.load.thread_context():
-        while not halt.is_set() and not control.stopping and pool.failure is None:
+        while not halt.is_set() and not control.stopping:
             if control.paused:
                 control.wait_resumed()
                 continue
             issued = clock()
             try:
                 replica(1)
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread as one error event
-                pool.failure = exc
-                return
+            except Exception as exc:  # noqa: BLE001 - counted as errors; the main thread decides
+                pool.raised = exc
+                append((slot, None))
+                continue
             append((slot, clock() - issued))
 
 
 def _poisson_arrivals(pool: BatchingPool, qps: float, control: Control, halt: threading.Event) -> None:
     rng = random.Random()
     next_arrival = clock()
-    while not halt.is_set() and not control.stopping and pool.failure is None:
+    while not halt.is_set() and not control.stopping:
         if control.paused:
             control.wait_resumed()
             next_arrival = clock()  # no burst of "late" arrivals after a pause

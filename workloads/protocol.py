@@ -230,16 +230,22 @@ class Window(Event):
         return self.end - self.start
 
     def histogram(self) -> LatencyHistogram:
-        return LatencyHistogram.from_dict(self.latency)
+        """The latency histogram, decoded once per event (read it; merge it into another)."""
+        decoded = self.__dict__.get("_histogram")
+        if decoded is None:
+            decoded = self.__dict__["_histogram"] = LatencyHistogram.from_dict(self.latency)
+        return decoded
 
     @classmethod
     def from_histogram(cls, start: float, end: float, hist: LatencyHistogram, errors: int,
                        per_core_completed: list[int]) -> Window:
         elapsed = end - start
-        return cls(start=start, end=end, completed=hist.count, errors=errors,
-                   throughput=hist.count / elapsed if elapsed > 0 else 0.0,
-                   latency=hist.to_dict(), percentiles=hist.summary(),
-                   per_core_completed=list(per_core_completed))
+        window = cls(start=start, end=end, completed=hist.count, errors=errors,
+                     throughput=hist.count / elapsed if elapsed > 0 else 0.0,
+                     latency=hist.to_dict(), percentiles=hist.summary(),
+                     per_core_completed=list(per_core_completed))
+        window.__dict__["_histogram"] = hist
+        return window
 
 
 @dataclass

@@ -1,22 +1,17 @@
-"""The dashboard: runs the workload child, watches telemetry, charts both, keys switch modes.
+"""The dashboard: a thin driver over a Session (session.py) that charts what it measures and
+turns keys into the session's switches.
 
 Threads never touch widgets: the Store listener only posts a coalesced `StoreChanged`;
-the handler reads the Store under its lock and updates the panels in one batch. Workload
-(re)starts block for seconds (stop, grace, spawn), so they run on one control thread,
-and a burst of key presses starts only the last configuration asked for.
+the handler reads the Store under its lock and updates the panels in one batch.
 """
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import signal
 import socket
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -30,13 +25,11 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from workloads.config import WorkloadConfig
-from workloads.protocol import LatencyHistogram
+from workloads.rules import effective_backend
 
-from ..hints import supports_pipeline, update_hints
-from ..results import TelemetryStats
-from ..store import Store, WorkloadState
-from ..workload import WorkloadProcess
-from .export import write_run_export
+from ..hints import supports_pipeline
+from ..session import Session
+from ..store import WorkloadState
 from .messages import Notice, StoreChanged
 from .screens.help import HelpScreen
 from .screens.model_picker import ModelPicker
@@ -76,16 +69,6 @@ def available_backends(dev: Path = Path("/dev")) -> list[str]:
     return found
 
 
-def workload_view(wl: WorkloadState) -> WorkloadState:
-    """A copy the screen can read while reader threads append to the Store's (call under its lock)."""
-    view = copy.copy(wl)
-    view.windows = deque(wl.windows)
-    view.stderr_tail = deque(wl.stderr_tail)
-    view.latency_total = LatencyHistogram()
-    view.latency_total.merge(wl.latency_total)
-    return view
-
-
 class NeuronTUI(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "neurontui"
@@ -111,28 +94,21 @@ class NeuronTUI(App[int]):
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 
-    def __init__(self, store: Store, config: WorkloadConfig | None, workload: WorkloadProcess | None = None, *,
-                 host: str | None = None, backends: list[str] | None = None, metrics_url: str = "",
-                 metrics_error: str = "", output_dir: str | None = None, handle_signals: bool = False) -> None:
+    def __init__(self, session: Session, *, host: str | None = None, backends: list[str] | None = None,
+                 output_dir: str | None = None, handle_signals: bool = False) -> None:
         super().__init__()
-        self.store = store
-        self.config = config  # what the user asked for; None with --no-workload
-        self.workload = workload
+        self.session = session
+        self.store = session.store
         self.host = host or socket.gethostname()
         self.backends = backends or available_backends()
-        self.metrics_url = metrics_url
-        self.metrics_error = metrics_error
         self.output_dir = Path(output_dir or os.getcwd())
         self.handle_signals = handle_signals
         self.returned = threading.Event()  # set by the caller once run() has returned
         self.on_forced_exit: Callable[[], None] = self.shutdown
         self._exit_watchdog = threading.Thread()
         self.window = WINDOWS[0]
-        self._phases_logged: set[str] = set()
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
-        self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workload-control")
-        self._generation = 0
         self._current: WorkloadState | None = None  # the Store's state of the run on screen
         self._current_view: WorkloadState | None = None
         self._previous: WorkloadState | None = None  # last view of the previous run, dimmed until the new one has figures
@@ -142,12 +118,19 @@ class NeuronTUI(App[int]):
         self._replot_scheduled = False
         self._flush_timer: Timer | None = None
         self._bindings_state: tuple | None = None
-        self.stats = TelemetryStats(store)  # per-core figures of the current run, for `e`
-        self.stats.active = True
+
+    @property
+    def config(self) -> WorkloadConfig | None:
+        """What the user asked for; None with --no-workload."""
+        return self.session.config
+
+    @property
+    def workload(self) -> Any:
+        return self.session.child
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield HeaderBar(self.host, self.metrics_error, id="header")
+        yield HeaderBar(self.host, self.session.metrics_error, id="header")
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield CoresPanel(id="cores")
@@ -167,14 +150,15 @@ class NeuronTUI(App[int]):
         self.set_class(self.size.height < COMPACT_HEIGHT, "-compact")
         self.set_class(self.config is None, "-no-workload")
         self.store.subscribe(self._store_changed)
+        if not self.session.started:
+            self.session.start()
         if self.config is not None and self.workload is not None:
-            self._start_workload()
-        update_hints(self.store)
+            self.session.restart()
+        self.session.tick()
         self.update_panels({"snapshot", "workload", "run", "event", "health"})
 
     def on_unmount(self) -> None:
         self.store.unsubscribe(self._store_changed)
-        self.stats.close()
 
     def on_resize(self, event: Resize) -> None:
         compact = event.size.height < COMPACT_HEIGHT
@@ -212,7 +196,7 @@ class NeuronTUI(App[int]):
         self._last_update = time.monotonic()
         with self._pending_lock:
             kinds, self._pending = self._pending, set()
-        update_hints(self.store)
+        self.session.tick()
         self.update_panels(kinds)
 
     @on(Notice)
@@ -225,27 +209,24 @@ class NeuronTUI(App[int]):
         store = self.store
         with store.lock():
             snapshot, wl = store.latest, store.workload
-            view = workload_view(wl)  # reader threads keep appending to the Store's deques
+            view = wl.copy()  # reader threads keep appending to the Store's run record
             health = [h for h in store.health.values() if h.name != "workload"]
             events = list(store.events)
             history_tail = store.history[-1] if store.history else None
             history = recent_history(store.history, self.window) if history_tail is not self._plotted_history else None
         events_panel = self.query_one(EventsPanel)
         if wl is not self._current:
-            if self._current_view is not None and self._current_view.windows:
+            if self._current_view is not None and self._current_view.run.window_count:
                 self._previous = self._current_view
             self._current = wl
-            self.stats.reset()
-            self._phases_logged = set()
             events_panel.forget_stderr()
         self._current_view = view
-        self._log_phase(view)
-        if view.windows:
+        if view.run.window_count:
             self._previous = None
         shown, dimmed = (self._previous, True) if self._previous is not None else (view, False)
         with self.batch_update():
             self.query_one(HeaderBar).show(snapshot, view, self.config.as_dict() if self.config else None,
-                                           health, self.metrics_url)
+                                           health, self.session.metrics_url)
             if "snapshot" in kinds:
                 self.query_one(CoresPanel).show(snapshot)
                 self.query_one(MemoryPanel).show(snapshot, detailed=not self.has_class("-compact"))
@@ -253,7 +234,7 @@ class NeuronTUI(App[int]):
             self.query_one(WorkloadPanel).show(view, self._previous, enabled=self.config is not None)
             self._replot(shown, dimmed, history, history_tail)
             events_panel.show(events, view.stderr_tail, time.time())
-        bindings_state = (self.config, view.state, bool(view.windows), self.resolved_backend(),
+        bindings_state = (self.config, view.state, bool(view.run.window_count), self.resolved_backend(),
                           snapshot.instance.get("instance_type") if snapshot else None)
         if bindings_state != self._bindings_state:  # the footer re-renders only when a key's state changes
             self._bindings_state = bindings_state
@@ -287,13 +268,6 @@ class NeuronTUI(App[int]):
         if self._last_plot == last_plot:  # no figures update has redrawn the plots since
             self.update_panels(set())
 
-    def _log_phase(self, wl: WorkloadState) -> None:
-        """Each phase of a run (building, compiling, loading, warmup, running) once in the events."""
-        phase = wl.phase
-        if phase is not None and phase.phase not in self._phases_logged:
-            self._phases_logged.add(phase.phase)
-            self.store.log("info", "workload", phase.phase + (f": {phase.detail}" if phase.detail else ""))
-
     # -- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """None dims a key that does not apply now (shown in the footer, does nothing)."""
@@ -315,16 +289,14 @@ class NeuronTUI(App[int]):
         elif action == "pause":
             return True if self.store.workload.state in ("running", "paused") else None
         elif action == "export":
-            return True if self.store.workload.windows else None
+            return True if self.store.workload.run.window_count else None
         return True
 
     def resolved_backend(self) -> str:
         if self.config is None:
             return ""
         hello = self.store.workload.hello
-        if self.config.backend == "auto" and hello is not None:
-            return hello.backend
-        return self.config.backend
+        return effective_backend(self.config.backend, hello.backend if hello else None)
 
     def pipeline_possible(self) -> bool:
         """torch-neuronx (inf2, trn) has no NeuronCore pipeline; CPU and CUDA stage it themselves."""
@@ -369,20 +341,15 @@ class NeuronTUI(App[int]):
         self.notify(f"history window: {window_label(self.window)}", timeout=2)
 
     def action_pause(self) -> None:
-        workload = self.workload
-        assert workload is not None
-        self._control.submit(workload.resume if workload.paused else workload.pause)
+        self.session.pause_or_resume()
 
     def action_restart(self) -> None:
         self.store.log("info", "tui", "restarting the workload")
-        self._start_workload()
+        self.session.restart()
+        self.update_panels(set())
 
     def action_export(self) -> None:
-        config = self.config
-        assert config is not None
-        with self.store.lock():
-            workload = workload_view(self.store.workload)
-        self._control.submit(self._export, config, workload)
+        threading.Thread(target=self._export, name="export", daemon=True).start()
 
     def action_screenshot(self) -> None:
         path = self.save_screenshot(path=str(self.output_dir))
@@ -391,36 +358,20 @@ class NeuronTUI(App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    # -- workload control (on the control thread) -------------------------------------------
+    # -- workload control -------------------------------------------------------------------
     def switch(self, **changes: Any) -> None:
         """Apply new settings: the child restarts with them; figures of this run stay dimmed."""
-        assert self.config is not None
-        wanted = replace(self.config, **changes)
-        problems = wanted.validate()
+        problems, _ = self.session.switch(**changes)
         if problems:
             self.store.log("error", "tui", problems[0])
             return
-        self.config = wanted
         described = ", ".join(f"{name} {value}" for name, value in changes.items())
         self.store.log("info", "tui", f"switching to {described}: restarting the workload")
-        self._start_workload()
-
-    def _start_workload(self) -> None:
-        self._generation += 1
-        self._control.submit(self._start_if_latest, self._generation)
         self.update_panels(set())
 
-    def _start_if_latest(self, generation: int) -> None:
-        if generation != self._generation or self.config is None or self.workload is None:
-            return  # a later key press superseded this start
+    def _export(self) -> None:
         try:
-            self.workload.start(self.config)
-        except OSError as exc:
-            self.post_message(Notice("error", f"cannot start the workload: {exc}"))
-
-    def _export(self, config: WorkloadConfig, workload: WorkloadState) -> None:
-        try:
-            path = write_run_export(self.store, self.stats, config, workload, self.output_dir)
+            path = self.session.export_current(self.output_dir)
         except OSError as exc:
             self.post_message(Notice("error", f"export failed: {exc.strerror or exc}"))
         else:
@@ -442,46 +393,18 @@ class NeuronTUI(App[int]):
         os._exit(128 + sig)
 
     def shutdown(self) -> None:
-        """Stop the workload child (after any queued start) so that nothing outlives the app."""
-        self._generation += 1  # queued starts become no-ops
-        self._control.shutdown(wait=True, cancel_futures=True)
-        if self.workload is not None:
-            self.workload.stop()
+        """Stop the session (the workload child after any queued start): nothing outlives the app."""
+        self.session.close()
 
 
 def run_tui(args, config: WorkloadConfig) -> int:
-    # Imported here so that a missing optional piece never breaks `import neurontui.tui.app`.
-    from ..exporter import ExporterError, start_exporter
-    from ..sources import open_source
-
-    store = Store()
-    exporter, metrics_error = None, ""
+    session = Session.from_args(args, None if args.no_workload else config)
+    session.start()  # metrics (or why not) and telemetry, before the first screen
+    app = NeuronTUI(session, handle_signals=True)
+    app.on_forced_exit = session.close  # from the exit watchdog if Textual hangs
     try:
-        exporter = start_exporter(store, args)
-    except ExporterError as exc:
-        metrics_error = str(exc)
-        store.log("error", "exporter", f"{exc}; the dashboard runs without metrics")
-    source = open_source(args, store)
-    workload = None if args.no_workload else WorkloadProcess(store)
-    app = NeuronTUI(store, None if args.no_workload else config, workload,
-                    metrics_url=exporter.url if exporter else "", metrics_error=metrics_error, handle_signals=True)
-    stopped = threading.Lock()
-
-    def stop_everything() -> None:  # from the main thread, or the exit watchdog if Textual hangs
-        if not stopped.acquire(blocking=False):
-            return
-        app.shutdown()
-        if source is not None:
-            source.stop()
-        if exporter is not None:
-            exporter.close()
-
-    app.on_forced_exit = stop_everything
-    try:
-        if source is not None:
-            source.start()
         app.run()
     finally:
         app.returned.set()
-        stop_everything()
+        session.close()
     return app.return_code or 0

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import WorkloadFailure, one_line
 from ..loadgen import Load
 from ..protocol import Ready
+from ..rules import pipeline_cores
 from . import Context, Prepared
 
 DEVICE_GLOB = "/dev/neuron*"  # a module attribute so tests can point the gate at a fake directory
@@ -70,12 +71,6 @@ def visible_cores(package: str, environ: dict[str, str] | None = None) -> int:
     return max(1, len(devices()) * (2 if package == "torch_neuronx" else 4))
 
 
-def pipeline_cores(params: int, requested: int | None, visible: int) -> int:
-    """--pipeline-cores, else AWS's rule 4*round(params/2e7), clamped to [1, visible cores]."""
-    wanted = requested if requested is not None else 4 * round(params / 2e7)
-    return max(1, min(wanted, visible))
-
-
 def compiler_args(mode: str, cores: int) -> list[str]:
     return ["--neuroncore-pipeline-cores", str(cores)] if mode == "pipeline" else []
 
@@ -100,7 +95,7 @@ def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
     params = count_params(model)
     visible = visible_cores(package)
     cores = {"single": 1, "dp": min(config.cores or visible, visible),
-             "pipeline": pipeline_cores(params, config.pipeline_cores, visible)}[config.mode]
+             "pipeline": pipeline_cores(params, visible, config.pipeline_cores)}[config.mode]
     args = compiler_args(config.mode, cores)
     tracer = neuron.trace if package == "torch_neuronx" else torch.neuron.trace
     # BERT's scaled_dot_product_attention (torch >= 2, so torch-neuronx) is for CUDA's fused kernels;

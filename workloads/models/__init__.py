@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workloads.rules import pipeline_cores_unclamped
+
 if TYPE_CHECKING:
     import torch
 
@@ -29,6 +31,7 @@ class WeightsError(ValueError):
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
+    summary: str  # one line for pickers and listings
     params: int  # exact parameter count at default settings
     convolutional: bool  # channels-last makes sense
     input_description: str
@@ -57,18 +60,21 @@ class ModelSpec:
     @property
     def pipeline_cores_rule(self) -> int:
         """AWS's rule of thumb for --neuroncore-pipeline-cores, before clamping to [1, cores]."""
-        return 4 * round(self.params / 2e7)
+        return pipeline_cores_unclamped(self.params)
 
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("cnn", 3_165_826, True, "float [B,1,28,28]", {}, "workloads.models.cnn"),
-        ModelSpec("resnet50", 25_557_032, True, "float [B,3,224,224]", {}, "workloads.models.resnet50"),
-        ModelSpec("bert", 108_311_810, False,
+        ModelSpec("cnn", "small CNN (fast start, smoke test)", 3_165_826, True, "float [B,1,28,28]", {},
+                  "workloads.models.cnn"),
+        ModelSpec("resnet50", "ResNet-50, 224x224 images", 25_557_032, True, "float [B,3,224,224]", {},
+                  "workloads.models.resnet50"),
+        ModelSpec("bert", "BERT-base, sequence classification", 108_311_810, False,
                   "int64 input_ids, attention_mask, token_type_ids [B,seq_len]",
                   {"seq_len": 128}, "workloads.models.bert"),
-        ModelSpec("craft", 20_770_466, True, "float [B,3,image_size,image_size], image_size a multiple of 32",
+        ModelSpec("craft", "CRAFT text detector, large images", 20_770_466, True,
+                  "float [B,3,image_size,image_size], image_size a multiple of 32",
                   {"image_size": 800}, "workloads.models.craft"),
     )
 }
@@ -86,6 +92,7 @@ def describe_models() -> list[dict]:
     return [
         {
             "name": spec.name,
+            "summary": spec.summary,
             "params": spec.params,
             "input": spec.input_description,
             "defaults": dict(spec.defaults),

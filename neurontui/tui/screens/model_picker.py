@@ -8,10 +8,9 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from workloads.config import MODELS
+from workloads.models import REGISTRY
 
-DESCRIPTIONS = {"cnn": "small CNN (fast start, smoke test)", "resnet50": "ResNet-50, 224x224 images",
-                "bert": "BERT-base, sequence classification", "craft": "CRAFT text detector, large images"}
+MODELS = tuple(REGISTRY)
 
 
 class ModelPicker(ModalScreen[str | None]):
@@ -26,7 +25,7 @@ class ModelPicker(ModalScreen[str | None]):
         self.current = current
 
     def compose(self) -> ComposeResult:
-        options = OptionList(*[Option(f"{name:<9} {DESCRIPTIONS.get(name, '')}", id=name) for name in MODELS])
+        options = OptionList(*[Option(f"{spec.name:<9} {spec.summary}", id=spec.name) for spec in REGISTRY.values()])
         options.border_title = "model"
         yield options
 

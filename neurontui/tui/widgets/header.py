@@ -5,6 +5,8 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
+from workloads.rules import effective_backend
+
 from ...store import SourceHealth, WorkloadState
 from ...telemetry import Snapshot
 from .bars import panel_lines, shown_key
@@ -55,9 +57,7 @@ class HeaderBar(Widget):
         if config is None:
             return Text("no workload", style="dim")
         wl = self.workload
-        backend = config["backend"]
-        if wl is not None and wl.hello is not None and backend == "auto":
-            backend = wl.hello.backend
+        backend = effective_backend(config["backend"], wl.hello.backend if wl is not None and wl.hello else None)
         line = Text(" · ".join([config["model"], backend, config["mode"], f"batch {config['batch']}",
                                 f"conc {config['concurrency']}", config["scenario"]]))
         if wl is not None and wl.config and {k: wl.config.get(k) for k in config} != config:

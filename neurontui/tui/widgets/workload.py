@@ -6,13 +6,10 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
-from workloads.protocol import LatencyHistogram
-
-from ...format import format_bytes, format_count, format_rate, format_seconds
+from ...format import format_bytes, format_count, format_duration, format_rate, format_seconds
 from ...store import WorkloadState
 from .bars import panel_lines, bar
 
-LIVE_SECONDS = 5.0  # "live" percentiles merge the windows of the last few seconds
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "crashed": "bold red", "exited": "dim",
                 "idle": "dim"}
 
@@ -37,9 +34,9 @@ class WorkloadPanel(Widget):
         if wl is None:
             return Text("starting the workload…", style="dim")
         lines = [state_line(wl, self.size.width or 40)]
-        if wl.windows:
+        if wl.run.window_count:
             lines += figures(wl, dim=False)
-        elif self.previous is not None and self.previous.windows:
+        elif self.previous is not None and self.previous.run.window_count:
             lines.append(Text(f"previous run ({run_label(self.previous)}):", style="dim"))
             lines += figures(self.previous, dim=True)
         if wl.ready is not None:
@@ -54,40 +51,40 @@ def run_label(wl: WorkloadState) -> str:
 
 def state_line(wl: WorkloadState, width: int) -> Text:
     line = Text(f"{wl.state:<10}", style=STATE_STYLES.get(wl.state, "bold cyan"))
-    if not wl.windows and wl.phase is not None and wl.state not in ("crashed", "exited"):
+    figures = wl.run.figures()
+    if not figures.windows and wl.phase is not None and wl.state not in ("crashed", "exited"):
         # the progress indicator shown until the first numbers arrive
         line.append_text(bar(wl.phase.progress, max(min(20, width - 16), 4), "cyan"))
         line.append(f" {wl.phase.progress * 100:3.0f}% ")
         line.append(wl.phase.detail, style="dim")
-    elif wl.state in ("crashed", "exited") and wl.exit_code is not None:
-        line.append(f" exit {wl.exit_code}", style="dim")
+        return line
+    if figures.windows:  # the run's totals, also once it has ended
+        quiet = "dim" if wl.state in ("paused", "exited") else ""
+        line.append(f" {figures.elapsed_seconds:6.1f} s  done {format_count(figures.completed)}", style=quiet)
+        line.append(f"  errors {figures.errors}", style="bold red" if figures.errors else quiet)
+    if wl.state in ("crashed", "exited") and wl.exit_code is not None:
+        line.append(f"  exit {wl.exit_code}", style="dim")
         if wl.last_error is not None:
             line.append(f"  {wl.last_error.kind}: {wl.last_error.message}", style="red")
-    elif wl.windows:
-        first, last = wl.windows[0], wl.windows[-1]
-        line.append(f" {last.end - first.start:6.1f} s  done {format_count(wl.completed_total)}"
-                    f"  errors {wl.errors_total}", style="dim" if wl.state == "paused" else "")
     return line
 
 
 def figures(wl: WorkloadState, dim: bool) -> list[Text]:
-    last = wl.windows[-1]
-    live = LatencyHistogram()
-    for window in reversed(wl.windows):
-        if window.end < last.end - LIVE_SECONDS:
-            break
-        live.merge(window.histogram())
+    """Live: the last few seconds' throughput and percentiles, the run's p50/p99 beside them.
+    A previous run (dim): the whole run's figures, which is what it measured."""
+    run = wl.run.figures()
     style = "dim" if dim else ""
     value_style = "dim" if dim else "bold"
+    rate, latency = (run.throughput, run.latency) if dim else (run.recent_throughput, run.recent_latency)
     throughput = Text("throughput ", style="dim")
-    throughput.append(format_rate(last.throughput), style=value_style)
-    throughput.append(f"  run p50 {format_seconds(wl.latency_total.percentile(50))}"
-                      f" p99 {format_seconds(wl.latency_total.percentile(99))}", style="dim")
-    latency = Text()
-    for q in (50, 90, 99, 99.9):
-        latency.append(f"p{q:g} ", style="dim")
-        latency.append(f"{format_seconds(live.percentile(q))} ", style=value_style if q in (50, 99) else style)
-    return [throughput, latency]
+    throughput.append(format_rate(rate), style=value_style)
+    throughput.append(f"  run p50 {format_seconds(run.latency['p50'])} p99 {format_seconds(run.latency['p99'])}",
+                      style="dim")
+    percentiles = Text()
+    for key in ("p50", "p90", "p99", "p99.9"):
+        percentiles.append(f"{key} ", style="dim")
+        percentiles.append(f"{format_seconds(latency[key])} ", style=value_style if key in ("p50", "p99") else style)
+    return [throughput, percentiles]
 
 
 def ready_line(wl: WorkloadState) -> Text:
@@ -96,5 +93,6 @@ def ready_line(wl: WorkloadState) -> Text:
     parts = [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
     if r.device_memory_bytes:
         parts.append(f"dev {format_bytes(r.device_memory_bytes)}")
-    parts += [f"compile {r.compile_seconds:.1f} s" + (" cached" if r.cached else ""), f"load {r.load_seconds:.1f} s"]
+    parts += [f"compile {format_duration(r.compile_seconds)}" + (" cached" if r.cached else ""),
+              f"load {format_duration(r.load_seconds)}"]
     return Text(" · ".join(parts), style="dim")

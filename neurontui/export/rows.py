@@ -1,0 +1,90 @@
+"""One export row per measured run, read from its run record (neurontui/run.py).
+
+Measured the way DESIGN.md's "Measuring honestly" asks: only the child's windows count
+(warm-up excluded), latency comes from the merged histogram (never a mean of a loop),
+throughput = completed / measured window time, so `completed / duration_seconds` is the
+reported throughput by construction. The run record holds every window's totals, so a run
+longer than the ring of windows kept for plots still exports all it measured.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from workloads.config import WorkloadConfig
+from workloads.protocol import PERCENTILES, percentile_key
+from workloads.rules import core_kind
+
+from ..host_info import host_label
+from ..store import WorkloadState
+from ..workload import describe_exit
+from .schema import PERCENTILE_KEYS, latency_column
+
+# A child that says it cannot do a combination is skipped, not failed.
+SKIP_ERROR_KINDS = ("unsupported", "backend-unavailable", "usage")
+
+
+def row_verdict(workload: WorkloadState, interrupted_by: str | None = None) -> tuple[str, str | None]:
+    """A row's status (ok | skipped | interrupted | failed) and reason, in the export schema's terms.
+
+    `interrupted_by` names the signal that cut a run short of its planned end.
+    """
+    error = workload.last_error
+    measured = workload.run.window_count > 0
+    if error is not None and error.fatal and error.kind in SKIP_ERROR_KINDS and not measured:
+        return "skipped", f"{error.kind}: {error.message}"
+    if interrupted_by is not None:
+        return "interrupted", f"stopped by {interrupted_by}"
+    if workload.state == "crashed" or error is not None and error.fatal:
+        detail = f"{error.kind}: {error.message}" if error else (list(workload.stderr_tail) or [""])[-1]
+        return "failed", describe_exit(workload.exit_code) + (f": {detail}" if detail else "")
+    if not workload.run.completed:
+        return "failed", "no samples completed"
+    if workload.state not in ("exited", "idle"):
+        return "ok", f"exported while {workload.state}: the figures so far"
+    return "ok", None
+
+
+def build_row(workload: WorkloadState, config: WorkloadConfig, host: dict[str, Any], status: str,
+              reason: str | None, started_at: str | None) -> dict[str, Any]:
+    """The row of `workload`'s run (a copy taken under the Store's lock, or one no thread writes)."""
+    run = workload.run
+    figures = run.figures()
+    hello, ready = workload.hello, workload.ready
+    backend = workload.backend or config.backend
+    kind = core_kind(backend)
+    device_count = {"cpu": 1, "cuda": host.get("gpu_count") or None,
+                    "neuron": host.get("neuron_device_count")}.get(backend)
+    windows = list(run.windows)
+    return {
+        "status": status, "reason": reason, "origin": "measured", "method": "windows-after-warmup",
+        "host_label": host_label(host), "host_instance_type": host.get("instance_type"),
+        "host_cpu_model": host.get("cpu_model"), "host_gpu_name": host.get("gpu_name"),
+        "hostname": host.get("hostname"),
+        "model": config.model, "params": ready.params if ready else None, "backend": backend,
+        "device_name": (ready.device_name if ready and ready.device_name else None),
+        "device_count": device_count, "cores_used": ready.cores_used if ready else None,
+        "precision": hello.precision if hello else config.precision, "mode": config.mode, "batch": config.batch,
+        "concurrency": config.concurrency, "scenario": config.scenario, "qps": config.qps,
+        "compile_seconds": ready.compile_seconds if ready else None,
+        "load_seconds": ready.load_seconds if ready else None, "cached": ready.cached if ready else None,
+        "artifact_bytes": ready.artifact_bytes if ready else None,
+        "device_memory_bytes": ready.device_memory_bytes if ready else None,
+        "completed": figures.completed, "errors": figures.errors, "duration_seconds": figures.measured_seconds,
+        "throughput_per_second": figures.throughput,
+        **{latency_column(key): figures.latency.get(key) for key in PERCENTILE_KEYS},
+        "latency_count": figures.latency_count,
+        "stability": figures.stability,
+        "core_kind": kind,
+        "core_utilization_mean": run.telemetry.mean_utilization(kind) if kind else None,
+        "started_at": started_at,
+        # JSON only: the series behind the summary
+        "window_count": figures.windows,
+        "per_core_completed": list(figures.per_core_completed),
+        "per_core_utilization": run.telemetry.cores(),
+        "windows": [{"start": w.start, "end": w.end, "completed": w.completed, "errors": w.errors,
+                     "throughput": w.throughput,
+                     "percentiles": {percentile_key(q): w.percentiles.get(percentile_key(q)) for q in PERCENTILES}
+                     | {k: w.percentiles.get(k) for k in ("min", "max", "mean")},
+                     "per_core_completed": list(w.per_core_completed)} for w in windows],
+        "latency_histogram": run.histogram.to_dict(),
+    }
