@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tests.conftest import ROOT
+
 PROBE = r"""
 import importlib, json, pkgutil, sys
 blocked, package, skip = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
@@ -43,3 +45,21 @@ def probe(blocked, package, skip=""):
 def test_package_imports_without(blocked, package, skip):
     result = probe(blocked, package, skip)
     assert result == {"failed": {}, "loaded": []}
+
+
+def test_import_contracts_hold():
+    """The layers and boundaries written in pyproject.toml ([tool.importlinter]), as `lint-imports` checks them."""
+    lint = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                                  "sys.exit(lint_imports_command())"]
+    out = subprocess.run(lint, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def test_the_registry_is_the_only_list_of_models():
+    from neurontui.cli import build_parser
+    from neurontui.tui.screens.model_picker import MODELS as PICKER_MODELS
+    from workloads.models import REGISTRY
+
+    choices = next(a.choices for a in build_parser()._actions if a.dest == "model")
+    assert tuple(choices) == tuple(REGISTRY) == PICKER_MODELS
