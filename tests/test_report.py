@@ -99,3 +99,21 @@ def test_failed_and_skipped_rows_are_listed_apart(python, child_env, tmp_path):
     assert out.returncode == 0
     assert "## Not measured" in out.stdout and "unsupported: pipeline needs several NeuronCores" in out.stdout
     assert len(table_rows(out.stdout, "cnn")) == 1
+
+
+def test_a_csv_export_compares_like_its_json(python, child_env, tmp_path):
+    """The README's sweep example writes CSV; report reads it (it used to skip it as "not JSON")."""
+    document = new_document(HOST, [])
+    document["rows"], document["complete"] = [row_of(measured_store([2000, 2000, 2000], latency=0.0005))], True
+    (tmp_path / "sweep.csv").write_text(render(document, "sweep.csv"))
+    out = run_report(python, child_env, str(tmp_path / "sweep.csv"), "--no-chart")
+    assert out.returncode == 0 and out.stderr == ""
+    row = table_rows(out.stdout, "cnn")[0]
+    assert (row[1], row[4], row[6], row[7]) == ("cpu", "1", "2,000", "500 us")
+
+
+def test_with_an_output_file_the_tables_go_there_not_to_stdout(python, child_env, tmp_path):
+    out = run_report(python, child_env, SEED, "-o", str(tmp_path / "compare.md"), "--no-chart")
+    assert out.returncode == 0 and "## resnet50" not in out.stdout
+    assert "## resnet50" in (tmp_path / "compare.md").read_text()
+    assert "wrote the tables to" in out.stderr

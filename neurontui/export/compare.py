@@ -5,6 +5,7 @@ the seed's hand-timed numbers (`docs/seed-measurements.json`) are a valid input.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
@@ -17,7 +18,9 @@ from .writers import latency_cell, check_writable, markdown_table, write_atomic
 
 
 def load_export(path: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(document, None) or (None, one-line reason)."""
+    """(document, None) or (None, one-line reason). A .csv export (rows only) reads too."""
+    if path.lower().endswith(".csv"):
+        return _load_csv_export(path)
     try:
         with open(path, encoding="utf-8") as handle:
             document = json.load(handle)
@@ -34,6 +37,42 @@ def load_export(path: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{path}: no rows"
     document["rows"] = [row for row in document["rows"] if isinstance(row, dict) and isinstance(row.get("model"), str)]
     return document, None
+
+
+# CSV cells are text: these columns hold counts or numbers, `cached` a boolean, an empty cell None.
+_TEXT_COLUMNS = {"status", "reason", "origin", "method", "host_label", "host_instance_type", "host_cpu_model",
+                 "host_gpu_name", "hostname", "model", "backend", "device_name", "precision", "mode", "scenario",
+                 "stability", "core_kind", "started_at"}
+
+
+def _load_csv_export(path: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        return None, f"{path}: {exc.strerror or exc}"
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return None, f"{path}: not a CSV file ({exc})"
+    if not rows or not {"model", "status", "throughput_per_second"} <= set(rows[0]):
+        return None, f"{path}: not a neurontui CSV export (no model, status and throughput_per_second columns)"
+    return {"kind": EXPORT_KIND, "schema": EXPORT_SCHEMA,
+            "rows": [{key: _csv_value(key, value) for key, value in row.items() if key} for row in rows]}, None
+
+
+def _csv_value(column: str, text: str | None) -> Any:
+    if text is None or text == "":
+        return None
+    if column in _TEXT_COLUMNS:
+        return text
+    if column == "cached":
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 def _samples_per_second(row: dict[str, Any]) -> float | None:
@@ -142,8 +181,9 @@ def chart(rows: list[dict[str, Any]], color: bool) -> str:
 def main(argv: list[str]) -> int:
     parser = OneLineParser(prog="neurontui report",
                            description="Compare neurontui exports (and the seed's measurements).")
-    parser.add_argument("exports", nargs="+", metavar="EXPORT.json")
-    parser.add_argument("-o", "--output", default=None, metavar="report.md", help="also write the tables here")
+    parser.add_argument("exports", nargs="+", metavar="EXPORT.json|.csv")
+    parser.add_argument("-o", "--output", default=None, metavar="report.md",
+                        help="write the tables here instead of to stdout (the chart still prints)")
     parser.add_argument("--baseline", default="cpu", help="backend or host to compare against (default: cpu)")
     parser.add_argument("--no-chart", action="store_true", help="tables only")
     args = parser.parse_args(argv)
@@ -164,7 +204,8 @@ def main(argv: list[str]) -> int:
         print(f"neurontui report: no row matches baseline {args.baseline!r}; speed-ups are left out", file=sys.stderr)
     text = "\n".join(["# neurontui comparison", ""] + comparison_tables(rows, args.baseline)) + "\n"
     try:
-        print(text)
+        if not args.output:
+            print(text)
         if not args.no_chart:
             print(chart(rows, color=sys.stdout.isatty()))
         sys.stdout.flush()
@@ -176,4 +217,5 @@ def main(argv: list[str]) -> int:
         except OSError as exc:
             print(f"neurontui report: could not write {args.output}: {exc.strerror or exc}", file=sys.stderr)
             return 1
+        print(f"neurontui report: wrote the tables to {args.output}", file=sys.stderr)
     return 0
