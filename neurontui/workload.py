@@ -1,7 +1,7 @@
 """Start, stop and restart the workload child; read its events into the Store.
 
 The child is `python -m workloads <flags>` in its own process group, started from an
-argument list (never a shell). Its stdout carries protocol events, its stderr logs; our
+argument list (never a shell) and isolated from the working directory (child_python.py). Its stdout carries protocol events, its stderr logs; our
 end of its stdin is its lifeline (EOF = we are gone) and carries pause/resume/stop.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import IO
 from workloads.config import WorkloadConfig
 from workloads.protocol import Bye, ProtocolError, decode
 
+from . import child_python
 from .store import Store
 
 SOURCE = "workload"
@@ -66,7 +67,7 @@ class WorkloadProcess:
         return self._paused
 
     def argv(self, config: WorkloadConfig) -> list[str]:
-        return [self.python, "-m", "workloads", *config.to_argv()]
+        return child_python.module_argv(self.python, "workloads", *config.to_argv())
 
     def start(self, config: WorkloadConfig) -> None:
         """(Re)start the child with `config`; a running child is stopped first."""
@@ -79,7 +80,7 @@ class WorkloadProcess:
             self._paused = False
             env = dict(os.environ if self.env is None else self.env)
             env["NEURONTUI_PARENT_PID"] = str(os.getpid())
-            env.setdefault("PYTHONUNBUFFERED", "1")
+            env = child_python.child_env(env)
             self._proc = _SPAWNER.submit(
                 subprocess.Popen, self.argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=env, start_new_session=True, close_fds=True,

@@ -37,7 +37,7 @@ def fault(signum, frame):
     ctypes.string_at(0)
 
 signal.signal(signal.SIGUSR1, fault)
-sys.argv = ["workloads", *sys.argv[3:]]
+sys.argv = ["workloads", *sys.argv[sys.argv.index("workloads") + 1:]]  # after the interpreter's flags
 runpy.run_module("workloads", run_name="__main__", alter_sys=True)
 """
 

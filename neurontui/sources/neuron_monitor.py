@@ -16,6 +16,7 @@ import time
 from collections import deque
 from typing import IO
 
+from .. import child_python
 from ..store import Store
 from .base import Source
 from .neuron_report import SOURCE, parse_report
@@ -46,7 +47,7 @@ class NeuronMonitorSource(Source):
         return proc.pid if proc and proc.poll() is None else None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "neurontui.sources.parent_death_exec", *self.command]
+        return child_python.module_argv(sys.executable, "neurontui.sources.parent_death_exec", *self.command)
 
     def run(self) -> None:
         backoff = self.backoff_initial
@@ -63,6 +64,7 @@ class NeuronMonitorSource(Source):
         """Run the command until it exits; returns (reports read, why it ended)."""
         env = dict(os.environ)
         env["NEURONTUI_PARENT_PID"] = str(os.getpid())
+        env = child_python.child_env(env)
         try:
             with self._proc_lock:
                 if self.stopping:
