@@ -4,10 +4,12 @@ Each line is written and flushed on its own, so a crash loses at most the line i
 progress (recording again to such a file ends the cut line first). Lines: {"t": <unix s>,
 "source": ..., "report": <neuron-monitor report>} and {"t": ..., "source": ..., "snapshot":
 <Snapshot.to_json_dict()>}. A write that fails (full disk, unwritable path) is reported
-once and ends the recording, not the run.
+once and ends the recording, not the run. The file is opened without following a symbolic
+link and refused when another user owns it (open_recording).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -61,7 +63,7 @@ class Recorder:
     def _open_for_append(self) -> IO[bytes]:
         """Open the recording for appending; a last line cut by a kill is ended first, so the new
         run's first line stays whole and the cut one stays alone."""
-        file = open(self.path, "ab")
+        file = open_recording(self.path)
         try:
             info = os.fstat(file.fileno())
             if stat.S_ISREG(info.st_mode) and info.st_size > 0 and not self._ends_with_newline():
@@ -73,7 +75,8 @@ class Recorder:
 
     def _ends_with_newline(self) -> bool:
         try:
-            with open(self.path, "rb") as existing:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as existing:
                 existing.seek(-1, os.SEEK_END)
                 return existing.read(1) == b"\n"
         except OSError:  # not readable (a write-only file): append as before
@@ -91,6 +94,36 @@ class Recorder:
             except OSError:
                 pass
             self._file = None
+
+
+def open_recording(path: str) -> IO[bytes]:
+    """Open `path` for appending (created 0600), never through a symbolic link and never a
+    regular file of another user: in a shared directory either could make us write where its
+    owner cannot (a root-owned file, another user's log)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_uid != os.getuid():
+            raise PermissionError(errno.EPERM, "the file belongs to another user")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab")
+
+
+def check_recording_path(path: str) -> str | None:
+    """One line saying why `path` cannot be recorded to, or None: checked before a run starts,
+    as --export checks its path, so a run does not end with no recording and no word."""
+    existed = os.path.lexists(path)
+    try:
+        open_recording(path).close()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"cannot record to {path}: it is a symbolic link (give the file itself)"
+        return f"cannot record to {path}: {exc.strerror or exc}"
+    if not existed:
+        os.unlink(path)  # created only to prove it can be; the run creates it again
+    return None
 
 
 def snapshot_from_json(body: dict) -> Snapshot:
