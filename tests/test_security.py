@@ -217,3 +217,143 @@ def test_a_cache_directory_of_another_user_is_refused(child_env, tmp_path):
     code, events, err = run_workload(child_env, "--cache-dir", foreign)
     [error] = [e for e in events if isinstance(e, Error)]
     assert code != 0 and "belongs to another user" in error.message and str(foreign) in error.message
+
+
+# -- code from the working directory --------------------------------------------------------------
+def plant_package(directory, name, marker):
+    package = directory / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="-P (how the console script starts: no cwd) is 3.11+")
+def test_a_workloads_package_planted_in_the_working_directory_does_not_run(child_env, tmp_path):
+    marker = tmp_path / "PWNED"
+    plant_package(tmp_path, "workloads", marker)
+    out = subprocess.run([sys.executable, "-P", "-m", "neurontui", "--export", "o.json", "--model", "cnn",
+                          "--backend", "cpu", "--duration", "1", "--warmup", "0.2", "--monitor", "none",
+                          "--cache-dir", str(tmp_path / "cache")],
+                         capture_output=True, text=True, env=child_env, cwd=tmp_path, timeout=300)
+    assert not marker.exists(), "the child ran the working directory's workloads/__main__.py"
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "o.json").read_text()), "the real workload ran and was exported"
+
+
+def test_the_monitor_wrapper_does_not_import_from_the_working_directory(child_env, tmp_path):
+    from neurontui.store import Store
+    from neurontui.sources.neuron_monitor import NeuronMonitorSource
+
+    marker = tmp_path / "PWNED"
+    plant_package(tmp_path / "neurontui" / "sources", "parent_death_exec", marker)  # shadows the real module
+    (tmp_path / "neurontui" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "neurontui" / "sources" / "__init__.py").write_text("")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        source = NeuronMonitorSource(Store(), [sys.executable, "-c", "print('{}')"])
+        reports, reason = source._run_once()
+    finally:
+        os.chdir(cwd)
+    assert not marker.exists(), "the wrapper imported the working directory's neurontui"
+    assert "exited with status 0" in reason, reason
+
+
+# -- recordings --------------------------------------------------------------------------------------
+def test_a_recording_never_writes_through_a_planted_symbolic_link(tmp_path):
+    from neurontui.sources.recorder import Recorder
+    from neurontui.store import Store
+
+    target = tmp_path / "precious"
+    target.write_text("untouched\n")
+    (tmp_path / "rec.jsonl").symlink_to(target)  # what another user can plant in a sticky /tmp
+    store = Store()
+    recorder = Recorder(str(tmp_path / "rec.jsonl"), store)
+    recorder.report(b'{"system_data": {}}', 1.0, "neuron-monitor")
+    assert target.read_text() == "untouched\n"
+    assert recorder.failed and [e.level for e in store.events] == ["error"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a file of another user needs root to make")
+def test_a_recording_file_of_another_user_is_refused(tmp_path):
+    from neurontui.sources.recorder import Recorder, check_recording_path
+    from neurontui.store import Store
+
+    theirs = tmp_path / "rec.jsonl"
+    theirs.write_text("their line\n")
+    os.chown(theirs, 4242, 4242)
+    assert "belongs to another user" in check_recording_path(str(theirs))
+    recorder = Recorder(str(theirs), Store())
+    recorder.report(b'{"system_data": {}}', 1.0, "neuron-monitor")
+    assert theirs.read_text() == "their line\n" and recorder.failed
+
+
+@pytest.mark.parametrize("mode", [["--once"], ["--headless", "--duration", "1"]])
+def test_an_unusable_recording_path_is_one_line_and_exit_2_before_starting(python, child_env, tmp_path, mode):
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "elsewhere")
+    for path in ("/nonexistent/r.jsonl", str(tmp_path / "link.jsonl")):
+        out = subprocess.run([python, "-m", "neurontui", *mode, "--no-workload", "--monitor", f"replay:{TRN1N}",
+                              "--record", path], capture_output=True, text=True, env=child_env, timeout=60)
+        assert out.returncode == 2 and out.stdout == "", out
+        assert out.stderr.count("\n") == 1 and f"cannot record to {path}" in out.stderr, out.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_usable_recording_path_is_checked_without_leaving_a_file(tmp_path):
+    from neurontui.sources.recorder import check_recording_path
+
+    assert check_recording_path(str(tmp_path / "new.jsonl")) is None
+    assert not (tmp_path / "new.jsonl").exists()
+
+
+# -- the exporter under held connections ------------------------------------------------------------
+def exporter_args(port):
+    from argparse import Namespace
+
+    return Namespace(prometheus_addr="127.0.0.1", prometheus_port=port, tls_cert=None, tls_key=None,
+                     tls_client_ca=None, aws_labels=False)
+
+
+@pytest.mark.slow
+def test_250_half_open_sockets_leave_20_concurrent_scrapers_answered_and_are_dropped_later():
+    import threading
+    import urllib.request
+
+    from neurontui.exporter import READ_TIMEOUT_SECONDS, start_exporter
+    from neurontui.sources.neuron_report import parse_report
+    from neurontui.store import Store
+
+    store = Store()
+    store.publish_snapshot(parse_report(TRN1N.read_text()).snapshot)
+    exporter = start_exporter(store, exporter_args(free_port()))
+    held = []
+    try:
+        for _ in range(250):  # half a request each, then silence
+            sock = socket.create_connection(("127.0.0.1", exporter.port), timeout=30)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x")
+            held.append(sock)
+        answers, failures = [], []
+
+        def scrape():
+            for _ in range(5):
+                try:
+                    with urllib.request.urlopen(exporter.url, timeout=60) as response:
+                        answers.append(response.status)
+                except OSError as exc:
+                    failures.append(repr(exc))
+
+        scrapers = [threading.Thread(target=scrape) for _ in range(20)]
+        for thread in scrapers:
+            thread.start()
+        for thread in scrapers:
+            thread.join(120)
+        assert not failures and answers == [200] * 100, failures[:3]
+        # the server gives up on every silent client (each read waits READ_TIMEOUT_SECONDS at most)
+        for sock in held:
+            sock.settimeout(READ_TIMEOUT_SECONDS * 6)
+            assert sock.recv(100) == b"", "a half-open connection was kept open"
+    finally:
+        for sock in held:
+            sock.close()
+        exporter.close()
