@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workloads.protocol import Error, Hello, LatencyHistogram, Phase, Ready, Window
+from workloads.text import clean_text
 
 from .telemetry import Snapshot
 
@@ -186,8 +187,8 @@ class Store:
         with self._lock:
             health = self._health(name)
             health.bad_lines += 1
-            health.last_bad_line = line[:200]
-            health.last_error = reason
+            health.last_bad_line = clean_text(line[:200])  # shown on screen: outside text
+            health.last_error = clean_text(reason)
             first = health.bad_lines == 1
         if first:
             self.log("warning", name, f"unreadable line skipped ({reason}); further ones are counted")

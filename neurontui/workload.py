@@ -17,6 +17,7 @@ from typing import IO
 
 from workloads.config import WorkloadConfig
 from workloads.protocol import Bye, ProtocolError, decode
+from workloads.text import clean_text
 
 from . import child_python
 from .store import Store
@@ -185,7 +186,7 @@ class WorkloadProcess:
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = clean_text(raw.decode("utf-8", "replace").rstrip())
             if line:
                 self.store.workload_stderr(line)
 

@@ -357,3 +357,59 @@ def test_250_half_open_sockets_leave_20_concurrent_scrapers_answered_and_are_dro
         for sock in held:
             sock.close()
         exporter.close()
+
+
+# -- hostile strings from a report -----------------------------------------------------------------
+def hostile_report(tmp_path, **instance) -> str:
+    report = json.loads(TRN1N.read_text())
+    report["instance_info"].update(instance)
+    path = tmp_path / "hostile.jsonl"
+    path.write_text(json.dumps(report) + "\n")  # json escapes a lone surrogate as \udc80
+    return f"replay:{path}"
+
+
+@pytest.mark.slow
+def test_a_lone_surrogate_in_the_instance_type_still_gives_a_valid_csv_export(python, child_env, tmp_path):
+    monitor = hostile_report(tmp_path, instance_type="trn1n\udc80")
+    out = subprocess.run([python, "-m", "neurontui", "--monitor", monitor, "--loop", "--model", "cnn", "--backend",
+                          "cpu", "--duration", "1", "--warmup", "0.2", "--cache-dir", str(tmp_path / "cache"),
+                          "--export", str(tmp_path / "o.csv")], capture_output=True, text=True, env=child_env,
+                         timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    import csv
+
+    [row] = list(csv.DictReader((tmp_path / "o.csv").open(encoding="utf-8")))
+    assert row["host_instance_type"] == "trn1n\ufffd"
+
+
+def test_terminal_escapes_in_a_report_are_printed_escaped_by_once(python, child_env, tmp_path):
+    monitor = hostile_report(tmp_path, instance_type="\x1b]2;pwned\x07", instance_name="two\nlines\ud800")
+    out = subprocess.run([python, "-m", "neurontui", "--once", "--monitor", monitor], capture_output=True,
+                         env=child_env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.decode("utf-8").splitlines()[0]  # valid UTF-8: no surrogate reached it
+    assert b"\x1b" not in out.stdout and b"\x07" not in out.stdout
+    assert first.endswith("\\x1b]2;pwned\\x07 · two\\x0alines\ufffd")
+
+
+def test_a_lone_surrogate_in_a_label_does_not_take_metrics_down():
+    import urllib.request
+
+    from neurontui.exporter import start_exporter
+    from neurontui.sources.neuron_report import parse_report
+    from neurontui.store import Store
+
+    report = json.loads(TRN1N.read_text())
+    report["instance_info"]["instance_type"] = "trn1n\ud800"
+    report["neuron_runtime_data"][0]["neuron_runtime_tag"] = "tag\udc80"
+    report["neuron_runtime_data"][0]["report"]["execution_stats"]["error_summary"]["bad\ud800"] = 1
+    store = Store()
+    store.publish_snapshot(parse_report(json.dumps(report)).snapshot)
+    exporter = start_exporter(store, exporter_args(free_port()))
+    try:
+        with urllib.request.urlopen(exporter.url, timeout=30) as response:
+            text = response.read().decode("utf-8")
+            assert response.status == 200
+    finally:
+        exporter.close()
+    assert 'runtime_tag="tag\ufffd"' in text or 'tag\ufffd' in text

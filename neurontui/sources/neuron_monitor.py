@@ -16,6 +16,8 @@ import time
 from collections import deque
 from typing import IO
 
+from workloads.text import clean_text
+
 from .. import child_python
 from ..store import Store
 from .base import Source
@@ -137,7 +139,7 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:
     for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace").strip()
+        line = clean_text(raw.decode("utf-8", "replace").strip())
         if line:
             tail.append(line[:300])
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from ..store import Store
 from ..telemetry import Snapshot
 from .base import Source
-from .neuron_report import parse_report
+from .neuron_report import _loads, parse_report
 from .recorder import Recorder, snapshot_from_json
 
 SOURCE = "replay"
@@ -129,7 +129,7 @@ class ReplaySource(Source):
             while first and not first.strip():
                 first = file.readline()
             try:
-                json.loads(_text(first))
+                _loads(_text(first))
             except (ValueError, RecursionError):
                 whole = self._whole_report(first, file)
                 if whole is not None:
@@ -142,7 +142,7 @@ class ReplaySource(Source):
         if os.fstat(file.fileno()).st_size > MAX_PRETTY_REPORT_BYTES:
             return None
         try:
-            whole = json.loads(_text(first + file.read()))
+            whole = _loads(_text(first + file.read()))
         except (ValueError, RecursionError):
             return None
         return whole if isinstance(whole, dict) else None
@@ -152,7 +152,7 @@ class ReplaySource(Source):
             if not line.strip():
                 continue
             try:
-                entry = json.loads(_text(line))
+                entry = _loads(_text(line))  # an integer too large for Python drops that value, not the line
             except (ValueError, RecursionError) as exc:
                 self.store.bad_line(self.name, line, f"not JSON ({exc})")  # e.g. a line cut by a crash
                 continue
