@@ -256,3 +256,19 @@ def test_a_failing_consumer_does_not_stop_the_reader(tmp_path):
     store = read_through_a_pipe(tmp_path, HELLO + WINDOW + WINDOW + BYE, store=store)
     assert store.workload.completed_total == 16 and store.workload.state == "exited"
     assert "ZeroDivisionError" in store.health["workload"].last_error
+
+
+def test_a_window_with_more_buckets_than_any_latency_range_needs_is_a_bad_line():
+    hist = LatencyHistogram()
+    for index in range(LatencyHistogram.MAX_BUCKETS + 1):
+        hist.buckets[index] = 1
+    hist.count, hist.total, hist.minimum, hist.maximum = len(hist.buckets), 1.0, 1e-7, 1.0
+    line = Window.from_histogram(0.0, 1.0, hist, 0, []).to_json()
+    with pytest.raises(ProtocolError, match="buckets"):
+        decode(line)
+
+
+def test_the_childs_strings_are_decoded_without_terminal_escapes_or_surrogates():
+    line = json.dumps({"event": "error", "v": 1, "kind": "oom\x1b[2J", "message": "boom\nforged\ud800"})
+    event = decode(line)
+    assert event.kind == "oom\\x1b[2J" and event.message == "boom\\x0aforged\ufffd"

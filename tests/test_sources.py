@@ -375,3 +375,37 @@ def test_replay_of_a_file_whose_first_line_was_cut_plays_the_whole_lines(tmp_pat
     assert source.finished.wait(5)
     assert len(snapshots) == 2
     assert store.health["replay"].bad_lines == 1
+
+
+# -- tampered recordings --------------------------------------------------------------------------
+def recorded_snapshot(**changes):
+    from neurontui.sources.neuron_report import parse_report
+
+    body = parse_report(TRN1N.read_text()).snapshot.to_json_dict()
+    body["cores"][6].update(changes)
+    return {"t": 1.0, "source": "host", "snapshot": body}
+
+
+def test_a_tampered_recording_plays_every_line_with_bad_values_unknown(tmp_path):
+    path = tmp_path / "tampered.jsonl"
+    lines = [recorded_snapshot(utilization="NaN"), recorded_snapshot(utilization=1e308),
+             recorded_snapshot(index="many"), recorded_snapshot(memory_used_bytes=-5)]
+    lines[1]["snapshot"]["runtimes"][0]["completed"] = "many"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    source, store, snapshots = play(path)
+    assert source.finished.wait(10) and len(snapshots) == 4, [e.text for e in store.events]
+    nan, huge, no_index, negative = snapshots
+    assert nan.cores[6].utilization is None
+    assert huge.cores[6].utilization == 1.0 and huge.runtimes[0].completed == 0
+    assert len(no_index.cores) == len(nan.cores) - 1  # a core without its index is nobody's
+    assert negative.cores[6].memory_used_bytes is None
+
+
+def test_a_recorded_report_with_one_huge_integer_loses_that_value_not_the_report(tmp_path):
+    report = json.loads(TRN1N.read_text())
+    path = tmp_path / "huge.jsonl"
+    line = json.dumps({"t": 1.0, "source": "neuron-monitor", "report": report})
+    path.write_text(line.replace('"memory_total_bytes": 532523487232', '"memory_total_bytes": 1' + "0" * 5000) + "\n")
+    source, store, snapshots = play(path)
+    assert source.finished.wait(10) and len(snapshots) == 1
+    assert snapshots[0].memory.host_total_bytes is None and snapshots[0].memory.host_used_bytes is not None
