@@ -20,6 +20,7 @@ from workloads.protocol import Bye, ProtocolError, decode
 from workloads.text import clean_text
 
 from . import child_python
+from .lines import EVENT_LINE_BYTES, STDERR_LINE_BYTES, TooLong, capped_lines
 from .store import Store
 
 SOURCE = "workload"
@@ -159,11 +160,13 @@ class WorkloadProcess:
     def _read_stdout(self, proc: subprocess.Popen, stderr: threading.Thread) -> None:
         assert proc.stdout is not None
         try:
-            for line in iter(proc.stdout.readline, b""):
+            for line in capped_lines(proc.stdout, EVENT_LINE_BYTES):
                 if proc is not self._proc:
                     break
                 self._last_event = time.monotonic()
-                if line.strip():
+                if isinstance(line, TooLong):
+                    self.store.bad_line(SOURCE, line.head, line.reason("event"))
+                elif line.strip():
                     self._take(line)
         finally:  # whatever happened above, the exit is reported and wait() returns
             code = proc.wait()
@@ -185,7 +188,10 @@ class WorkloadProcess:
             self.store.bad_line(SOURCE, line, f"a consumer failed on this event: {type(exc).__name__}: {exc}")
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
+        for raw in capped_lines(stream, STDERR_LINE_BYTES):
+            if isinstance(raw, TooLong):
+                self.store.workload_stderr(f"<a stderr line of {raw.length} bytes, skipped>")
+                continue
             line = clean_text(raw.decode("utf-8", "replace").rstrip())
             if line:
                 self.store.workload_stderr(line)

@@ -112,7 +112,7 @@ def test_garbage_lines_are_counted_and_the_stream_goes_on():
     try:
         assert wait_for(lambda: store.latest is not None and store.health["neuron-monitor"].bad_lines >= 2)
         health = store.health["neuron-monitor"]
-        assert health.samples >= 1 and health.last_bad_line.startswith("\x00not json")
+        assert health.samples >= 1 and health.last_bad_line.startswith("\\x00not json")  # shown escaped
         assert sum("unreadable line skipped" in text for text in events(store)) == 1
     finally:
         source.stop()
@@ -409,3 +409,42 @@ def test_a_recorded_report_with_one_huge_integer_loses_that_value_not_the_report
     source, store, snapshots = play(path)
     assert source.finished.wait(10) and len(snapshots) == 1
     assert snapshots[0].memory.host_total_bytes is None and snapshots[0].memory.host_used_bytes is not None
+
+
+# -- line caps ----------------------------------------------------------------------------------------
+class ReadlineSizes:
+    """A stream that remembers how much each readline() asked for: none may ask for everything."""
+
+    def __init__(self, data: bytes):
+        import io
+
+        self.stream = io.BytesIO(data)
+        self.asked = []
+
+    def readline(self, size=-1):
+        self.asked.append(size)
+        return self.stream.readline(size)
+
+
+def test_a_line_over_the_cap_is_counted_by_its_length_never_read_whole():
+    from neurontui.lines import TooLong, capped_lines
+
+    stream = ReadlineSizes(b"short\n" + b"x" * 3_000_000 + b"\nafter\n" + b"y" * 5000)
+    assert list(capped_lines(stream, 1000)) == [b"short\n", TooLong(3_000_001, b"x" * 1000), b"after\n",
+                                                TooLong(5000, b"y" * 1000)]
+    assert all(0 < size <= 2**20 for size in stream.asked)
+
+
+def test_a_monitor_line_over_the_cap_is_a_bad_line_and_the_next_report_is_read(monkeypatch):
+    monkeypatch.setattr(neuron_monitor, "REPORT_LINE_BYTES", 100_000)
+    script = ("import sys; report = open(sys.argv[1]).read().replace('\\n', '');"
+              "sys.stdout.write('x' * 300_000 + '\\n' + report + '\\n'); sys.stdout.flush()")
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, "-c", script, str(V1)], backoff_initial=5.0)
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples >= 1)
+    finally:
+        source.stop()
+    health = store.health["neuron-monitor"]
+    assert health.bad_lines == 1 and "300001 bytes" in health.last_error

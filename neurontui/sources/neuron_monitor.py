@@ -3,7 +3,8 @@
 The command is an argument list (from `--monitor-cmd` split by shlex, never a shell),
 started through `parent_death_exec` in its own session, so it dies with us even if we
 are SIGKILLed and `stop()` can end its whole process group. Lines are read as bytes
-with no length limit (a trn1 report is tens of KB; a 64 KiB limit would break it).
+up to 64 MiB each (a trn1 report is tens of KB; a 64 KiB limit would break it); a longer
+one is skipped without being held and counted as a bad line.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import IO
 from workloads.text import clean_text
 
 from .. import child_python
+from ..lines import REPORT_LINE_BYTES, STDERR_LINE_BYTES, TooLong, capped_lines
 from ..store import Store
 from .base import Source
 from .neuron_report import SOURCE, parse_report
@@ -90,9 +92,12 @@ class NeuronMonitorSource(Source):
     def read_stream(self, stream: IO[bytes]) -> int:
         """Parse each line of `stream` into the Store; returns how many reports were read."""
         reports = 0
-        for line in iter(stream.readline, b""):
+        for line in capped_lines(stream, REPORT_LINE_BYTES):
             if self.stopping:
                 break
+            if isinstance(line, TooLong):
+                self.store.bad_line(self.name, line.head, line.reason("report"))
+                continue
             if not line.strip():
                 continue
             now = time.time()
@@ -138,7 +143,9 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:
-    for raw in iter(stream.readline, b""):
+    for raw in capped_lines(stream, STDERR_LINE_BYTES):
+        if isinstance(raw, TooLong):
+            continue  # a log line of megabytes says nothing a tail can show
         line = clean_text(raw.decode("utf-8", "replace").strip())
         if line:
             tail.append(line[:300])
