@@ -413,3 +413,32 @@ def test_a_lone_surrogate_in_a_label_does_not_take_metrics_down():
     finally:
         exporter.close()
     assert 'runtime_tag="tag\ufffd"' in text or 'tag\ufffd' in text
+
+
+# -- nothing accumulates without bound -----------------------------------------------------------------
+def test_ecc_totals_of_devices_that_leave_the_report_are_dropped():
+    from neurontui.store import ECC_EVENT_TYPES, Store
+    from neurontui.telemetry import EccCounters, Snapshot
+
+    store = Store()
+    for index in range(200):  # a new device index in every report
+        store.publish_snapshot(Snapshot(time=float(index), source="neuron-monitor",
+                                        ecc=[EccCounters(0, mem_ecc_corrected=1), EccCounters(1000 + index)]))
+    assert sorted(store.ecc_totals) == sorted((i, t) for i in (0, 1199) for t in ECC_EVENT_TYPES)
+    assert store.ecc_totals[(0, "mem_ecc_corrected")] == 200
+    store.publish_snapshot(Snapshot(time=201.0, source="neuron-monitor"))  # no ECC data: nothing is forgotten
+    assert store.ecc_totals[(0, "mem_ecc_corrected")] == 200
+
+
+def test_status_and_error_names_per_runtime_are_bounded_with_one_warning():
+    from neurontui.store import MAX_NAMES_PER_RUNTIME, Store
+    from neurontui.telemetry import Runtime, Snapshot
+
+    store = Store()
+    for n in range(500):  # a new error name in every report
+        runtime = Runtime(tag="1", key="1", errors={f"error_{n}": 1}, status={"completed": 1, f"status_{n}": 1})
+        store.publish_snapshot(Snapshot(time=float(n), source="neuron-monitor", runtimes=[runtime]))
+    totals = store.runtime_totals["1"]
+    assert len(totals.errors) == MAX_NAMES_PER_RUNTIME and len(totals.status) == MAX_NAMES_PER_RUNTIME
+    assert totals.status["completed"] == 500  # names already counted keep counting
+    assert [e.level for e in store.events] == ["warning"]
