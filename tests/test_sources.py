@@ -448,3 +448,49 @@ def test_a_monitor_line_over_the_cap_is_a_bad_line_and_the_next_report_is_read(m
         source.stop()
     health = store.health["neuron-monitor"]
     assert health.bad_lines == 1 and "300001 bytes" in health.last_error
+
+
+# -- a stalled monitor ---------------------------------------------------------------------------------
+def exported(store):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from neurontui.exporter_families import StoreCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store))
+    return generate_latest(registry).decode()
+
+
+def test_a_monitor_that_stops_reporting_is_down_after_3_periods_and_its_figures_leave_metrics():
+    script = ("import sys, time; report = open(sys.argv[1]).read().replace('\\n', '');"
+              "print(report, flush=True); print('monitor: stuck reading /dev/neuron0', file=sys.stderr, flush=True);"
+              "sys.stdout.write(report[:100]); sys.stdout.flush(); time.sleep(120)")  # half a line, then silence
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, "-c", script, str(V1)])
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples == 1)
+        text = exported(store)
+        assert 'neurontui_source_up{source="neuron-monitor"} 1.0' in text and "neuroncore_utilization_ratio{" in text
+        assert wait_for(lambda: not store.health["neuron-monitor"].up, timeout=30)
+    finally:
+        source.stop()
+    health = store.health["neuron-monitor"]
+    assert "sent no report for" in health.last_error and "stuck reading /dev/neuron0" in health.last_error
+    text = exported(store)
+    assert 'neurontui_source_up{source="neuron-monitor"} 0.0' in text and "neuroncore_utilization_ratio{" not in text
+    assert [t for t in events(store, "error") if "sent no report" in t] == [health.last_error]
+
+
+def test_a_monitor_that_never_reports_is_down_after_the_first_sample_grace(monkeypatch):
+    monkeypatch.setattr(NeuronMonitorSource, "first_sample_grace", 1.0)
+    script = "import sys, time; print('monitor: waiting for the driver', file=sys.stderr, flush=True); time.sleep(120)"
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, "-c", script])
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and not store.health["neuron-monitor"].up,
+                        timeout=30)
+    finally:
+        source.stop()
+    assert "waiting for the driver" in store.health["neuron-monitor"].last_error

@@ -33,6 +33,7 @@ STOP_GRACE_SECONDS = 2.0
 
 class NeuronMonitorSource(Source):
     name = SOURCE
+    watch_stalls = True
 
     def __init__(self, store: Store, command: list[str], recorder: Recorder | None = None,
                  backoff_initial: float = BACKOFF_INITIAL_SECONDS, backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
@@ -44,6 +45,7 @@ class NeuronMonitorSource(Source):
         self.backoff_max = backoff_max
         self._proc: subprocess.Popen | None = None
         self._proc_lock = threading.Lock()
+        self._stderr_tail: deque[str] = deque(maxlen=5)  # of the running monitor
 
     @property
     def pid(self) -> int | None:
@@ -78,7 +80,7 @@ class NeuronMonitorSource(Source):
                     env=env, start_new_session=True, close_fds=True)
         except OSError as exc:
             return 0, f"cannot start {self.command[0]}: {exc}"
-        stderr_tail: deque[str] = deque(maxlen=5)
+        stderr_tail = self._stderr_tail = deque(maxlen=5)
         drain = threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True,
                                  name="neuron-monitor-stderr")
         drain.start()
@@ -114,6 +116,11 @@ class NeuronMonitorSource(Source):
                 self.store.log("info", self.name, f"{self.name} is back after {now - down_since:.1f} s out")
             reports += 1
         return reports
+
+    def stall_reason(self, silent: float) -> str:
+        tail = list(self._stderr_tail)
+        return (f"{os.path.basename(self.command[0])} sent no report for {silent:.0f} s"
+                + (f"; last stderr: {tail[-1]}" if tail else ""))
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
