@@ -144,6 +144,19 @@ def _tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
     return context
 
 
+def _warn_if_expired(store: Store, cert: str) -> None:
+    """An expired certificate still serves, but every verifying scraper refuses it: say so at start."""
+    try:
+        # the stdlib's own PEM reader (no extra dependency); it loaded just above, so it decodes
+        not_after = ssl._ssl._test_decode_cert(cert)["notAfter"]  # type: ignore[attr-defined]
+        expired = ssl.cert_time_to_seconds(not_after) < time.time()
+    except (AttributeError, KeyError, ValueError, OSError, ssl.SSLError):
+        return
+    if expired:
+        store.log("warning", "exporter", f"TLS certificate {cert} expired on {not_after}; "
+                                         "scrapers that verify it will refuse to connect")
+
+
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc) or type(exc).__name__
 
@@ -198,4 +211,6 @@ def start_exporter(store: Store, args: Namespace) -> Exporter | None:
     if client_ca and not cert:
         raise ExporterError("--tls-client-ca needs --tls-cert and --tls-key")
     tls = _tls_context(cert, key, client_ca) if cert else None
+    if cert:
+        _warn_if_expired(store, cert)
     return Exporter(store, addr, port, aws_labels=bool(getattr(args, "aws_labels", False)), tls=tls)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from workloads.config import WorkloadConfig
-from workloads.protocol import Bye, ProtocolError, decode
+from workloads.protocol import Bye, Error, ProtocolError, decode
 from workloads.text import clean_text
 
 from . import child_python
@@ -207,6 +207,9 @@ class WorkloadProcess:
             if silent > limit:
                 self._hung = True
                 self.store.log("error", SOURCE, f"workload hung: no event for {silent:.0f} s; stopping it")
+                # the run's own record of why it ended, so a row says "hung", not "killed by SIGTERM"
+                self.store.workload_event(Error(kind="hung", message=f"no event for {silent:.0f} s; stopped",
+                                                fatal=True))
                 self._signal_group(proc, signal.SIGTERM)
                 self._signal_group(proc, signal.SIGCONT)  # a stopped child handles SIGTERM only once continued
                 try:

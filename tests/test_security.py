@@ -442,3 +442,32 @@ def test_status_and_error_names_per_runtime_are_bounded_with_one_warning():
     assert len(totals.errors) == MAX_NAMES_PER_RUNTIME and len(totals.status) == MAX_NAMES_PER_RUNTIME
     assert totals.status["completed"] == 500  # names already counted keep counting
     assert [e.level for e in store.events] == ["warning"]
+
+
+def test_an_expired_server_certificate_starts_with_a_one_line_warning(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from neurontui.exporter import start_exporter
+    from neurontui.store import Store
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "s.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "s.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    args = exporter_args(free_port())
+    args.tls_cert, args.tls_key = str(tmp_path / "s.crt"), str(tmp_path / "s.key")
+    store = Store()
+    exporter = start_exporter(store, args)
+    exporter.close()
+    [warning] = [e.text for e in store.events if e.level == "warning"]
+    assert "expired on" in warning and str(tmp_path / "s.crt") in warning and "\n" not in warning

@@ -148,6 +148,8 @@ def test_a_hang_is_detected_and_the_child_killed(cache_dir, child_env):
         assert child.wait(10) and gone(pid)
         assert store.workload.state == "crashed"
         assert any("after hanging" in text for text in errors(store))
+        hung = store.workload.last_error
+        assert hung.kind == "hung" and hung.fatal and hung.message.startswith("no event for ")
     finally:
         child.stop(grace=1.0)
 
