@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from workloads.cache import artifact_key, default_cache_dir, load_or_compile, private_dir, trace_module
+from workloads.cache import (artifact_key, default_cache_dir, load_or_compile, private_dir, quiet_jit,
+                             trace_module)
 from workloads.errors import WorkloadFailure
 
 
@@ -118,7 +119,8 @@ def reload(tmp_path, key, x):
 
 def test_a_planted_artifact_that_is_not_what_we_saved_is_rebuilt_not_loaded(tmp_path):
     x, path = artifact_of(tmp_path, {"k": "planted"})
-    torch.jit.save(torch.jit.trace(Planted(), (x,)), str(path))  # a valid module, ours, mode 0644
+    with quiet_jit():
+        torch.jit.save(torch.jit.trace(Planted(), (x,)), str(path))  # a valid module, ours, mode 0644
     module, info = reload(tmp_path, {"k": "planted"}, x)
     assert not info.cached and not torch.equal(module(x), torch.full((3, 4), -42.0))
     assert module(x).shape == (3, 2)
