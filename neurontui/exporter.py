@@ -27,8 +27,8 @@ from .store import Store
 
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 # A client silent this long on one read loses its connection (plain HTTP too), so held
-# sockets cannot pin threads; at most MAX_CONNECTIONS are served at once (more are closed,
-# counted in `refused`), and the kernel queues SYNs rather than dropping them under a burst.
+# sockets cannot pin threads; at most MAX_CONNECTIONS are served at once (more are closed at
+# once), and the kernel queues SYNs rather than dropping them under a burst.
 READ_TIMEOUT_SECONDS = 10.0
 MAX_CONNECTIONS = 512
 ACCEPT_ERROR_PAUSE_SECONDS = 0.1  # out of file descriptors: wait instead of spinning on accept()
@@ -50,7 +50,6 @@ class _Server(ThreadingMixIn, WSGIServer):
 
     def __init__(self, *args, **kwargs) -> None:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self.refused = 0
         super().__init__(*args, **kwargs)
 
     def get_request(self):
@@ -63,7 +62,6 @@ class _Server(ThreadingMixIn, WSGIServer):
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            self.refused += 1
             self.shutdown_request(request)
             return
         request.settimeout(READ_TIMEOUT_SECONDS)

@@ -471,3 +471,26 @@ def test_an_expired_server_certificate_starts_with_a_one_line_warning(tmp_path):
     exporter.close()
     [warning] = [e.text for e in store.events if e.level == "warning"]
     assert "expired on" in warning and str(tmp_path / "s.crt") in warning and "\n" not in warning
+
+
+def test_out_of_file_descriptors_the_exporter_pauses_on_accept_instead_of_spinning(monkeypatch):
+    import errno
+
+    from neurontui import exporter as exporter_module
+    from neurontui.store import Store
+
+    exporter = exporter_module.start_exporter(Store(), exporter_args(free_port()))
+    pauses = []
+    try:
+        class OutOfDescriptors:  # stands in for the listening socket only while get_request() runs
+            def accept(self):
+                raise OSError(errno.EMFILE, "Too many open files")
+
+        monkeypatch.setattr(exporter._server, "socket", OutOfDescriptors())
+        monkeypatch.setattr(exporter_module.time, "sleep", pauses.append)
+        with pytest.raises(OSError):
+            exporter._server.get_request()  # what serve_forever calls while the socket stays readable
+    finally:
+        monkeypatch.undo()
+        exporter.close()
+    assert pauses == [exporter_module.ACCEPT_ERROR_PAUSE_SECONDS]
