@@ -494,3 +494,39 @@ def test_out_of_file_descriptors_the_exporter_pauses_on_accept_instead_of_spinni
         monkeypatch.undo()
         exporter.close()
     assert pauses == [exporter_module.ACCEPT_ERROR_PAUSE_SECONDS]
+
+
+def test_an_isolated_child_imports_from_the_parents_path_without_the_working_directory(child_env, tmp_path):
+    from neurontui import child_python
+
+    argv = child_python.module_argv(sys.executable, "site")  # `python -m site` prints its sys.path
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                         env=child_python.child_env(child_env))
+    path = ast.literal_eval(out.stdout.split("sys.path = ")[1].split("]")[0] + "]")
+    assert path[:len(child_python.package_roots())] == child_python.package_roots() == [str(ROOT)]
+    assert str(tmp_path) not in path and "" not in path
+    parent = [p for p in sys.path if os.path.isabs(p) and p != os.getcwd()]
+    assert set(parent) <= set(path)  # a venv, PYTHONPATH entries: whatever the parent could import
+
+
+# A parent that starts an isolated child importing a module only the user site has.
+USER_SITE_PARENT = """
+import subprocess, sys
+from neurontui import child_python
+env = child_python.child_env({"PATH": "/usr/bin:/bin"})
+sys.exit(subprocess.run(child_python.module_argv(sys.executable, "user_installed"), env=env).returncode)
+"""
+
+
+def test_an_isolated_child_still_imports_pip_user_installs(child_env, tmp_path):
+    user_base = tmp_path / "userbase"
+    env = dict(child_env, PYTHONUSERBASE=str(user_base))
+    user_site = subprocess.run([sys.executable, "-c", "import site; print(site.getusersitepackages())"],
+                               capture_output=True, text=True, env=env, check=True).stdout.strip()
+    os.makedirs(user_site)
+    with open(os.path.join(user_site, "user_installed.py"), "w") as module:
+        module.write(f"open({str(tmp_path / 'marker')!r}, 'w').close()\n")
+    out = subprocess.run([sys.executable, "-c", USER_SITE_PARENT], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "marker").exists(), "the child could not import a pip --user install"
