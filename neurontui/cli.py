@@ -73,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(argv[1:])
     args, config = parse(argv)
+    if args.record:
+        from .sources.recorder import check_recording_path
+
+        problem = check_recording_path(args.record)
+        if problem:
+            print(f"neurontui: {problem}", file=sys.stderr)
+            return 2
     if args.once:
         from .once import run_once
 

@@ -3,9 +3,10 @@
 A private CollectorRegistry holds one StoreCollector (exporter_families.py) that builds
 every family from the Store on each scrape. The HTTP server is prometheus_client's WSGI
 app on a threading wsgiref server, as `start_http_server` builds it, with two changes:
-request logs are dropped (they would scribble over the TUI), and the TLS handshake runs
+request logs are dropped (they would scribble over the TUI), the TLS handshake runs
 in the request's own thread, so a client that connects and stays silent (or speaks plain
-HTTP) cannot stall other scrapes.
+HTTP) cannot stall other scrapes, and connections are bounded (read timeout, thread
+count, a normal listen backlog).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import html
 import socket
 import ssl
 import threading
+import time
 from argparse import Namespace
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -24,6 +26,12 @@ from .exporter_families import StoreCollector
 from .store import Store
 
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# A client silent this long on one read loses its connection (plain HTTP too), so held
+# sockets cannot pin threads; at most MAX_CONNECTIONS are served at once (more are closed at
+# once), and the kernel queues SYNs rather than dropping them under a burst.
+READ_TIMEOUT_SECONDS = 10.0
+MAX_CONNECTIONS = 512
+ACCEPT_ERROR_PAUSE_SECONDS = 0.1  # out of file descriptors: wait instead of spinning on accept()
 
 
 class ExporterError(RuntimeError):
@@ -37,7 +45,37 @@ class _QuietHandler(WSGIRequestHandler):
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN  # socketserver's 5 drops SYNs under 20 concurrent scrapers
     tls: ssl.SSLContext | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def get_request(self):
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(ACCEPT_ERROR_PAUSE_SECONDS)  # the socket stays readable: do not spin on it
+            raise
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        request.settimeout(READ_TIMEOUT_SECONDS)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def finish_request(self, request, client_address) -> None:
         if self.tls is None:
@@ -45,6 +83,7 @@ class _Server(ThreadingMixIn, WSGIServer):
             return
         request.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
         with self.tls.wrap_socket(request, server_side=True) as secure:  # handshake here, in this thread
+            secure.settimeout(READ_TIMEOUT_SECONDS)
             super().finish_request(secure, client_address)
 
     def handle_error(self, request, client_address) -> None:
@@ -103,6 +142,19 @@ def _tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
     return context
 
 
+def _warn_if_expired(store: Store, cert: str) -> None:
+    """An expired certificate still serves, but every verifying scraper refuses it: say so at start."""
+    try:
+        # the stdlib's own PEM reader (no extra dependency); it loaded just above, so it decodes
+        not_after = ssl._ssl._test_decode_cert(cert)["notAfter"]  # type: ignore[attr-defined]
+        expired = ssl.cert_time_to_seconds(not_after) < time.time()
+    except (AttributeError, KeyError, ValueError, OSError, ssl.SSLError):
+        return
+    if expired:
+        store.log("warning", "exporter", f"TLS certificate {cert} expired on {not_after}; "
+                                         "scrapers that verify it will refuse to connect")
+
+
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc) or type(exc).__name__
 
@@ -157,4 +209,6 @@ def start_exporter(store: Store, args: Namespace) -> Exporter | None:
     if client_ca and not cert:
         raise ExporterError("--tls-client-ca needs --tls-cert and --tls-key")
     tls = _tls_context(cert, key, client_ca) if cert else None
+    if cert:
+        _warn_if_expired(store, cert)
     return Exporter(store, addr, port, aws_labels=bool(getattr(args, "aws_labels", False)), tls=tls)

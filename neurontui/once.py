@@ -10,7 +10,10 @@ import argparse
 import json
 import sys
 import threading
+import time
 from typing import TextIO
+
+from workloads.text import clean_text
 
 from .sources import open_source
 from .store import Store
@@ -31,13 +34,13 @@ def run_once(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     arrived = threading.Event()
     store.subscribe(lambda what: what == "snapshot" and arrived.set())
     source.start()
-    timeout = max(FIRST_SNAPSHOT_TIMEOUT_SECONDS, 3 * getattr(args, "interval", 1.0))
+    # wall time, not loop turns: under a flood of listener calls each wait() returns late
+    deadline = time.monotonic() + max(FIRST_SNAPSHOT_TIMEOUT_SECONDS, 3 * getattr(args, "interval", 1.0))
     try:
         while not arrived.wait(0.05):
-            timeout -= 0.05
             health = store.health.get(source.name)
             failing = health is not None and health.samples == 0 and health.restarts >= GIVE_UP_AFTER_FAILURES
-            if source.finished.is_set() or timeout <= 0 or failing:
+            if source.finished.is_set() or time.monotonic() >= deadline or failing:
                 break
     finally:
         source.stop()
@@ -45,7 +48,7 @@ def run_once(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if snapshot is None:
         health = store.health.get(source.name)
         reason = health.last_error if health and health.last_error else "no sample arrived"
-        print(f"neurontui: no snapshot from {source.name}: {reason}", file=sys.stderr)
+        print(f"neurontui: no snapshot from {source.name}: {clean_text(reason)}", file=sys.stderr)
         return 1
     if args.json:
         out.write(json.dumps(snapshot.to_json_dict(), allow_nan=False) + "\n")
@@ -81,7 +84,8 @@ def render_table(snap: Snapshot) -> str:
                      f"device {_bytes(runtime.device_memory_bytes)}")
     for error in snap.errors:
         lines.append(f"unreadable: {error}")
-    return "\n".join(lines) + "\n"
+    # parsers clean what they read; this also covers any source that does not (a GPU's name)
+    return "\n".join(clean_text(line) for line in lines) + "\n"
 
 
 def _percent(ratio: float | None) -> str:

@@ -16,12 +16,14 @@ from typing import Any, Callable
 
 from workloads.protocol import Error, Hello, Phase, Ready, Window
 from workloads.rules import effective_backend
+from workloads.text import clean_text
 
 from .run import WINDOW_POINTS, RunRecord
 from .telemetry import Snapshot
 
 HISTORY_POINTS = 3600  # one hour at neuron-monitor's 1 s period; also the 15 min window at 4 Hz
 EVENT_LINES = 500
+MAX_NAMES_PER_RUNTIME = 64  # distinct status (or error) names summed per runtime; newer ones are dropped
 ECC_EVENT_TYPES = ("mem_ecc_corrected", "mem_ecc_uncorrected", "sram_ecc_corrected", "sram_ecc_uncorrected")
 
 
@@ -114,6 +116,7 @@ class Store:
         # AWS's bridge does, so the exported counter only moves forward
         self.ecc_totals: dict[tuple[int, str], int] = {}
         self._hints_shown: set[str] = set()
+        self._names_dropped_logged = False
 
     # -- subscription -------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -151,22 +154,31 @@ class Store:
             if run.window_count and self.workload.state == "running":  # measuring: not warm-up, not paused
                 run.add_snapshot(snapshot)
             seen = set()
+            names_dropped = 0
             for runtime in snapshot.runtimes:
                 seen.add(runtime.key)
                 totals = self.runtime_totals.setdefault(runtime.key, RuntimeTotals())
-                _add_counts(totals.status, runtime.status)
-                _add_counts(totals.errors, runtime.errors)
+                names_dropped += _add_counts(totals.status, runtime.status)
+                names_dropped += _add_counts(totals.errors, runtime.errors)
             for gone in set(self.runtime_totals) - seen:
                 del self.runtime_totals[gone]
             for device in snapshot.ecc:
                 for event_type in ECC_EVENT_TYPES:
                     key = (device.device_index, event_type)
                     self.ecc_totals[key] = self.ecc_totals.get(key, 0) + max(getattr(device, event_type) or 0, 0)
+            if snapshot.ecc:  # a device gone from the report leaves; a report without ECC data keeps them all
+                present = {device.device_index for device in snapshot.ecc}
+                for key in [key for key in self.ecc_totals if key[0] not in present]:
+                    del self.ecc_totals[key]
             health = self._health(snapshot.source)
             health.up = True
             health.samples += 1
             health.last_sample_time = snapshot.time
             health.down_since = None
+        if names_dropped and not self._names_dropped_logged:
+            self._names_dropped_logged = True
+            self.log("warning", snapshot.source, f"more than {MAX_NAMES_PER_RUNTIME} status or error names for "
+                                                 "one runtime; further names are not counted")
         self._notify("snapshot")
 
     # -- source health ------------------------------------------------------------------
@@ -204,8 +216,8 @@ class Store:
         with self._lock:
             health = self._health(name)
             health.bad_lines += 1
-            health.last_bad_line = line[:200]
-            health.last_error = reason
+            health.last_bad_line = clean_text(line[:200])  # shown on screen: outside text
+            health.last_error = clean_text(reason)
             first = health.bad_lines == 1
         if first:
             self.log("warning", name, f"unreadable line skipped ({reason}); further ones are counted")
@@ -264,7 +276,13 @@ class Store:
         return True
 
 
-def _add_counts(into: dict[str, int], period: dict[str, int]) -> None:
+def _add_counts(into: dict[str, int], period: dict[str, int]) -> int:
+    """Add a period's counts; returns how many new names were refused (beyond MAX_NAMES_PER_RUNTIME)."""
+    refused = 0
     for name, count in period.items():
+        if name not in into and len(into) >= MAX_NAMES_PER_RUNTIME:
+            refused += 1
+            continue
         # a counter never moves backwards, whatever a report says
         into[name] = into.get(name, 0) + max(count, 0)
+    return refused

@@ -1,7 +1,7 @@
 """Start, stop and restart the workload child; read its events into the Store.
 
 The child is `python -m workloads <flags>` in its own process group, started from an
-argument list (never a shell). Its stdout carries protocol events, its stderr logs; our
+argument list (never a shell) and isolated from the working directory (child_python.py). Its stdout carries protocol events, its stderr logs; our
 end of its stdin is its lifeline (EOF = we are gone) and carries pause/resume/stop.
 """
 from __future__ import annotations
@@ -16,8 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from workloads.config import WorkloadConfig
-from workloads.protocol import Bye, ProtocolError, decode
+from workloads.protocol import Bye, Error, ProtocolError, decode
+from workloads.text import clean_text
 
+from . import child_python
+from .lines import EVENT_LINE_BYTES, STDERR_LINE_BYTES, TooLong, capped_lines
 from .store import Store
 
 SOURCE = "workload"
@@ -66,7 +69,7 @@ class WorkloadProcess:
         return self._paused
 
     def argv(self, config: WorkloadConfig) -> list[str]:
-        return [self.python, "-m", "workloads", *config.to_argv()]
+        return child_python.module_argv(self.python, "workloads", *config.to_argv())
 
     def start(self, config: WorkloadConfig) -> None:
         """(Re)start the child with `config`; a running child is stopped first."""
@@ -79,7 +82,7 @@ class WorkloadProcess:
             self._paused = False
             env = dict(os.environ if self.env is None else self.env)
             env["NEURONTUI_PARENT_PID"] = str(os.getpid())
-            env.setdefault("PYTHONUNBUFFERED", "1")
+            env = child_python.child_env(env)
             self._proc = _SPAWNER.submit(
                 subprocess.Popen, self.argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=env, start_new_session=True, close_fds=True,
@@ -157,11 +160,13 @@ class WorkloadProcess:
     def _read_stdout(self, proc: subprocess.Popen, stderr: threading.Thread) -> None:
         assert proc.stdout is not None
         try:
-            for line in iter(proc.stdout.readline, b""):
+            for line in capped_lines(proc.stdout, EVENT_LINE_BYTES):
                 if proc is not self._proc:
                     break
                 self._last_event = time.monotonic()
-                if line.strip():
+                if isinstance(line, TooLong):
+                    self.store.bad_line(SOURCE, line.head, line.reason("event"))
+                elif line.strip():
                     self._take(line)
         finally:  # whatever happened above, the exit is reported and wait() returns
             code = proc.wait()
@@ -183,8 +188,11 @@ class WorkloadProcess:
             self.store.bad_line(SOURCE, line, f"a consumer failed on this event: {type(exc).__name__}: {exc}")
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
+        for raw in capped_lines(stream, STDERR_LINE_BYTES):
+            if isinstance(raw, TooLong):
+                self.store.workload_stderr(f"<a stderr line of {raw.length} bytes, skipped>")
+                continue
+            line = clean_text(raw.decode("utf-8", "replace").rstrip())
             if line:
                 self.store.workload_stderr(line)
 
@@ -199,6 +207,9 @@ class WorkloadProcess:
             if silent > limit:
                 self._hung = True
                 self.store.log("error", SOURCE, f"workload hung: no event for {silent:.0f} s; stopping it")
+                # the run's own record of why it ended, so a row says "hung", not "killed by SIGTERM"
+                self.store.workload_event(Error(kind="hung", message=f"no event for {silent:.0f} s; stopped",
+                                                fatal=True))
                 self._signal_group(proc, signal.SIGTERM)
                 self._signal_group(proc, signal.SIGCONT)  # a stopped child handles SIGTERM only once continued
                 try:

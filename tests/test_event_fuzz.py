@@ -204,7 +204,7 @@ WINDOW = real_window().to_json().encode() + b"\n"
 
 
 @pytest.mark.parametrize("junk,shown", [
-    (b"\xff\xfe\x00 not utf-8 \x80\n", "\ufffd\ufffd\x00 not utf-8 \ufffd"),
+    (b"\xff\xfe\x00 not utf-8 \x80\n", "\ufffd\ufffd\\x00 not utf-8 \ufffd"),  # shown escaped
     (b'{"event":"window","v":1,"throughput":NaN}\n', '{"event":"window","v":1,"throughput":NaN}'),
     (b'{"event":"window","v":1,"latency":{"buckets":"many"}}\n', '{"event":"window","v":1,"latency":{"buck'),
     (b"[" * 200_000 + b"\n", "[" * 200),
@@ -256,3 +256,27 @@ def test_a_failing_consumer_does_not_stop_the_reader(tmp_path):
     store = read_through_a_pipe(tmp_path, HELLO + WINDOW + WINDOW + BYE, store=store)
     assert store.workload.run.completed == 16 and store.workload.state == "exited"
     assert "ZeroDivisionError" in store.health["workload"].last_error
+
+
+def test_a_window_with_more_buckets_than_any_latency_range_needs_is_a_bad_line():
+    hist = LatencyHistogram()
+    for index in range(LatencyHistogram.MAX_BUCKETS + 1):
+        hist.buckets[index] = 1
+    hist.count, hist.total, hist.minimum, hist.maximum = len(hist.buckets), 1.0, 1e-7, 1.0
+    line = Window.from_histogram(0.0, 1.0, hist, 0, []).to_json()
+    with pytest.raises(ProtocolError, match="buckets"):
+        decode(line)
+
+
+def test_the_childs_strings_are_decoded_without_terminal_escapes_or_surrogates():
+    line = json.dumps({"event": "error", "v": 1, "kind": "oom\x1b[2J", "message": "boom\nforged\ud800"})
+    event = decode(line)
+    assert event.kind == "oom\\x1b[2J" and event.message == "boom\\x0aforged\ufffd"
+
+
+def test_a_child_line_over_the_cap_is_a_bad_line_and_reading_goes_on(tmp_path, monkeypatch):
+    from neurontui import workload
+
+    monkeypatch.setattr(workload, "EVENT_LINE_BYTES", 10_000)
+    store = read_through_a_pipe(tmp_path, HELLO + b"x" * 50_000 + b"\n" + BYE)
+    assert store.health["workload"].bad_lines == 1 and store.workload.hello is not None

@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 
 from neurontui.sources.neuron_monitor import NeuronMonitorSource
 from neurontui.sources.neuron_report import parse_report
+from neurontui.sources.neuron_report import ParseResult
+from neurontui.sources.recorder import snapshot_from_json
 from neurontui.store import Store
 from tests.conftest import FIXTURES, ROOT, json_paths
+from workloads.text import clean_text
 
 TRN1N_TEXT = (FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text()
 TRN1N = json.loads(TRN1N_TEXT)
@@ -30,8 +33,9 @@ KEYS = st.sampled_from([
     "neuron_device_index", "mem_ecc_corrected", "vcpu_usage", "usage_data", "average_usage", "idle", "user",
     "memory_info", "memory_total_bytes", "neuron_device_count", "neuroncore_per_device_count",
     "neuron_device_memory_size", "instance_type", "0", "1", "6", "-1", "4097", "x"]) | st.text(max_size=8)
+HOSTILE_TEXT = st.sampled_from(["\x1b]2;pwned\x07", "trn1n\udc80", "\ud800", "line\nforged", "\u202eevil"])
 SCALARS = (st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**400)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))
+           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12) | HOSTILE_TEXT)
 JSON = st.recursive(SCALARS, lambda children: st.lists(children, max_size=4)
                     | st.dictionaries(KEYS, children, max_size=5), max_leaves=40)
 
@@ -48,7 +52,23 @@ def check(result):
         assert all(0.0 <= ratio <= 1.0 for ratio in runtime.core_utilization.values())
         assert all(count >= 0 for count in runtime.status.values())
     assert len({runtime.key for runtime in snap.runtimes}) == len(snap.runtimes)
-    json.dumps(snap.to_json_dict(), allow_nan=False)  # what --once --json prints
+    body = snap.to_json_dict()
+    json.dumps(body, allow_nan=False)  # what --once --json prints
+    for text in strings(body):  # what labels, tables and CSV cells are made of
+        assert clean_text(text) == text
+        text.encode("utf-8")  # raises on a lone surrogate
+
+
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield from strings(key)
+            yield from strings(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from strings(child)
 
 
 @FUZZ
@@ -80,6 +100,51 @@ def test_fixtures_with_random_values_swapped_in(name, data):
         except (KeyError, IndexError, TypeError):
             continue  # an earlier swap changed the shape above this path
     check(parse_report(report))
+
+
+RECORDED = parse_report(TRN1N).snapshot.to_json_dict()
+RECORDED_PATHS = list(json_paths(RECORDED, max_items=3))
+
+
+@FUZZ
+@given(st.data())
+def test_recorded_snapshots_with_random_values_swapped_in_read_as_sound_snapshots(data):
+    body = copy.deepcopy(RECORDED)
+    for _ in range(data.draw(st.integers(1, 4))):
+        path = data.draw(st.sampled_from(RECORDED_PATHS))
+        parent = body
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = data.draw(JSON)
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        snapshot = snapshot_from_json(body)
+    except ValueError:
+        return  # not a snapshot any more (no time): the replay counts it as a bad line
+    check(ParseResult(snapshot))
+
+
+def test_a_report_with_10000_runtimes_keeps_a_bounded_number_and_says_so():
+    report = copy.deepcopy(TRN1N)
+    runtime = report["neuron_runtime_data"][0]
+    report["neuron_runtime_data"] = [dict(runtime, neuron_runtime_tag=str(n)) for n in range(10_000)]
+    result = parse_report(json.dumps(report))
+    check(result)
+    assert 0 < len(result.snapshot.runtimes) <= 512
+    assert any("10000 runtimes" in problem for problem in result.problems)
+
+
+def test_hostile_strings_in_a_report_come_out_escaped():
+    report = copy.deepcopy(TRN1N)
+    report["instance_info"]["instance_type"] = "trn1n\udc80"
+    report["instance_info"]["instance_name"] = "\x1b]2;pwned\x07"
+    report["neuron_runtime_data"][0]["neuron_runtime_tag"] = "a\nforged line"
+    snapshot = parse_report(json.dumps(report)).snapshot
+    assert snapshot.instance["instance_type"] == "trn1n\ufffd"
+    assert snapshot.instance["instance_name"] == "\\x1b]2;pwned\\x07"
+    assert snapshot.runtimes[0].tag == "a\\x0aforged line"
 
 
 @FUZZ

@@ -112,7 +112,7 @@ def test_garbage_lines_are_counted_and_the_stream_goes_on():
     try:
         assert wait_for(lambda: store.latest is not None and store.health["neuron-monitor"].bad_lines >= 2)
         health = store.health["neuron-monitor"]
-        assert health.samples >= 1 and health.last_bad_line.startswith("\x00not json")
+        assert health.samples >= 1 and health.last_bad_line.startswith("\\x00not json")  # shown escaped
         assert sum("unreadable line skipped" in text for text in events(store)) == 1
     finally:
         source.stop()
@@ -375,3 +375,122 @@ def test_replay_of_a_file_whose_first_line_was_cut_plays_the_whole_lines(tmp_pat
     assert source.finished.wait(5)
     assert len(snapshots) == 2
     assert store.health["replay"].bad_lines == 1
+
+
+# -- tampered recordings --------------------------------------------------------------------------
+def recorded_snapshot(**changes):
+    from neurontui.sources.neuron_report import parse_report
+
+    body = parse_report(TRN1N.read_text()).snapshot.to_json_dict()
+    body["cores"][6].update(changes)
+    return {"t": 1.0, "source": "host", "snapshot": body}
+
+
+def test_a_tampered_recording_plays_every_line_with_bad_values_unknown(tmp_path):
+    path = tmp_path / "tampered.jsonl"
+    lines = [recorded_snapshot(utilization="NaN"), recorded_snapshot(utilization=1e308),
+             recorded_snapshot(index="many"), recorded_snapshot(memory_used_bytes=-5)]
+    lines[1]["snapshot"]["runtimes"][0]["completed"] = "many"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    source, store, snapshots = play(path)
+    assert source.finished.wait(10) and len(snapshots) == 4, [e.text for e in store.events]
+    nan, huge, no_index, negative = snapshots
+    assert nan.cores[6].utilization is None
+    assert huge.cores[6].utilization == 1.0 and huge.runtimes[0].completed == 0
+    assert len(no_index.cores) == len(nan.cores) - 1  # a core without its index is nobody's
+    assert negative.cores[6].memory_used_bytes is None
+
+
+def test_a_recorded_report_with_one_huge_integer_loses_that_value_not_the_report(tmp_path):
+    report = json.loads(TRN1N.read_text())
+    path = tmp_path / "huge.jsonl"
+    line = json.dumps({"t": 1.0, "source": "neuron-monitor", "report": report})
+    path.write_text(line.replace('"memory_total_bytes": 532523487232', '"memory_total_bytes": 1' + "0" * 5000) + "\n")
+    source, store, snapshots = play(path)
+    assert source.finished.wait(10) and len(snapshots) == 1
+    assert snapshots[0].memory.host_total_bytes is None and snapshots[0].memory.host_used_bytes is not None
+
+
+# -- line caps ----------------------------------------------------------------------------------------
+class ReadlineSizes:
+    """A stream that remembers how much each readline() asked for: none may ask for everything."""
+
+    def __init__(self, data: bytes):
+        import io
+
+        self.stream = io.BytesIO(data)
+        self.asked = []
+
+    def readline(self, size=-1):
+        self.asked.append(size)
+        return self.stream.readline(size)
+
+
+def test_a_line_over_the_cap_is_counted_by_its_length_never_read_whole():
+    from neurontui.lines import TooLong, capped_lines
+
+    stream = ReadlineSizes(b"short\n" + b"x" * 3_000_000 + b"\nafter\n" + b"y" * 5000)
+    assert list(capped_lines(stream, 1000)) == [b"short\n", TooLong(3_000_001, b"x" * 1000), b"after\n",
+                                                TooLong(5000, b"y" * 1000)]
+    assert all(0 < size <= 2**20 for size in stream.asked)
+
+
+def test_a_monitor_line_over_the_cap_is_a_bad_line_and_the_next_report_is_read(monkeypatch):
+    monkeypatch.setattr(neuron_monitor, "REPORT_LINE_BYTES", 100_000)
+    script = ("import sys; report = open(sys.argv[1]).read().replace('\\n', '');"
+              "sys.stdout.write('x' * 300_000 + '\\n' + report + '\\n'); sys.stdout.flush()")
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, "-c", script, str(V1)], backoff_initial=5.0)
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples >= 1)
+    finally:
+        source.stop()
+    health = store.health["neuron-monitor"]
+    assert health.bad_lines == 1 and "300001 bytes" in health.last_error
+
+
+# -- a stalled monitor ---------------------------------------------------------------------------------
+def exported(store):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from neurontui.exporter_families import StoreCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store))
+    return generate_latest(registry).decode()
+
+
+def test_a_monitor_that_stops_reporting_is_down_after_3_periods_and_its_figures_leave_metrics():
+    script = ("import sys, time; report = open(sys.argv[1]).read().replace('\\n', '');"
+              "print(report, flush=True); print('monitor: stuck reading /dev/neuron0', file=sys.stderr, flush=True);"
+              "sys.stdout.write(report[:100]); sys.stdout.flush(); time.sleep(120)")  # half a line, then silence
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, "-c", script, str(V1)])
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and store.health["neuron-monitor"].samples == 1)
+        text = exported(store)
+        assert 'neurontui_source_up{source="neuron-monitor"} 1.0' in text and "neuroncore_utilization_ratio{" in text
+        assert wait_for(lambda: not store.health["neuron-monitor"].up, timeout=30)
+    finally:
+        source.stop()
+    health = store.health["neuron-monitor"]
+    assert "sent no report for" in health.last_error and "stuck reading /dev/neuron0" in health.last_error
+    text = exported(store)
+    assert 'neurontui_source_up{source="neuron-monitor"} 0.0' in text and "neuroncore_utilization_ratio{" not in text
+    assert [t for t in events(store, "error") if "sent no report" in t] == [health.last_error]
+
+
+def test_a_monitor_that_never_reports_is_down_after_the_first_sample_grace(monkeypatch):
+    monkeypatch.setattr(NeuronMonitorSource, "first_sample_grace", 1.0)
+    script = "import sys, time; print('monitor: waiting for the driver', file=sys.stderr, flush=True); time.sleep(120)"
+    store = Store()
+    source = NeuronMonitorSource(store, [sys.executable, "-c", script])
+    source.start()
+    try:
+        assert wait_for(lambda: store.health.get("neuron-monitor") and not store.health["neuron-monitor"].up,
+                        timeout=30)
+    finally:
+        source.stop()
+    assert "waiting for the driver" in store.health["neuron-monitor"].last_error

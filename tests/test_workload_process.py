@@ -37,7 +37,7 @@ def fault(signum, frame):
     ctypes.string_at(0)
 
 signal.signal(signal.SIGUSR1, fault)
-sys.argv = ["workloads", *sys.argv[3:]]
+sys.argv = ["workloads", *sys.argv[sys.argv.index("workloads") + 1:]]  # after the interpreter's flags
 runpy.run_module("workloads", run_name="__main__", alter_sys=True)
 """
 
@@ -148,6 +148,8 @@ def test_a_hang_is_detected_and_the_child_killed(cache_dir, child_env):
         assert child.wait(10) and gone(pid)
         assert store.workload.state == "crashed"
         assert any("after hanging" in text for text in errors(store))
+        hung = store.workload.last_error
+        assert hung.kind == "hung" and hung.fatal and hung.message.startswith("no event for ")
     finally:
         child.stop(grace=1.0)
 

@@ -2,15 +2,19 @@
 
 Switching mode or batch restarts the child; the cache turns the second start from a trace
 (or a Neuron compile: minutes) into a load (seconds). The directory is per user and
-private (0700): a cached artifact is code that `torch.jit.load` runs.
+private (0700): a cached artifact is code that `torch.jit.load` runs, so it is loaded only
+when it is a regular file of ours that nobody else can write and its SHA-256 is the one
+saved beside it (`<artifact>.sha256`); anything else is rebuilt.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import importlib.util
+import io
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -40,19 +44,57 @@ def default_cache_dir() -> Path:
 
 
 def private_dir(path: str | os.PathLike | None) -> Path:
-    """Create (or tighten) the cache directory: owned by us, mode 0700."""
-    directory = Path(path) if path else default_cache_dir()
+    """The cache directory, owned by us and mode 0700.
+
+    The default one (ours, under ~/.cache) is created or tightened. A directory given with
+    --cache-dir is never re-permissioned: if it is ours and private it is used; if it is shared
+    (writable by others, like /tmp) or ours but open to others, a private `neurontui-<uid>`
+    directory is made inside it; another user's directory is refused.
+    """
+    if not path:
+        directory = default_cache_dir()
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = directory.stat()
+            _check_ours(directory, info)
+            if info.st_mode & 0o077:
+                os.chmod(directory, 0o700)
+        except OSError as exc:
+            raise _unusable(directory, exc) from None
+        return directory
+    directory = Path(path)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
         info = directory.stat()
-        if info.st_uid != os.getuid():
-            raise WorkloadFailure("usage", f"cache directory {directory} belongs to another user; "
-                                           "pass --cache-dir DIR of your own")
-        if info.st_mode & 0o077:
-            os.chmod(directory, 0o700)
+        if not stat.S_ISDIR(info.st_mode):
+            raise WorkloadFailure("usage", f"cache directory {directory} is not a directory")
+        ours = info.st_uid == os.getuid()
+        if ours and not info.st_mode & 0o077:
+            return directory
+        if not ours and not info.st_mode & stat.S_IWOTH:
+            _check_ours(directory, info)  # raises: another user's own directory
+        inside = directory / f"{APP_DIR}-{os.getuid()}"
+        with contextlib.suppress(FileExistsError):
+            inside.mkdir(mode=0o700)
+        info = os.lstat(inside)  # not followed: in a shared directory a link would be anyone's
+        if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o077:
+            raise WorkloadFailure("usage", f"cache directory {inside} is not a private directory; "
+                                           "remove it or pass --cache-dir DIR of your own")
+        _check_ours(inside, info)
     except OSError as exc:
-        raise WorkloadFailure("usage", f"cannot use cache directory {directory}: {exc.strerror or exc}") from None
-    return directory
+        raise _unusable(directory, exc) from None
+    return inside
+
+
+def _check_ours(directory: Path, info: os.stat_result) -> None:
+    if info.st_uid != os.getuid():
+        raise WorkloadFailure("usage", f"cache directory {directory} belongs to another user; "
+                                       "pass --cache-dir DIR of your own")
+
+
+def _unusable(directory: Path, exc: OSError) -> WorkloadFailure:
+    return WorkloadFailure("usage", f"cannot use cache directory {directory}: {exc.strerror or exc}")
 
 
 def artifact_key(parts: dict[str, Any]) -> str:
@@ -67,8 +109,8 @@ def model_fingerprint(module_name: str, weights: str | None) -> dict[str, Any]:
     if spec and spec.origin and os.path.isfile(spec.origin):
         parts["source"] = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
     if weights:
-        stat = os.stat(weights)
-        parts["weights"] = [os.path.abspath(weights), stat.st_size, stat.st_mtime_ns]
+        info = os.stat(weights)
+        parts["weights"] = [os.path.abspath(weights), info.st_size, info.st_mtime_ns]
     return parts
 
 
@@ -135,41 +177,71 @@ def load_or_compile(directory: Path, name: str, key_parts: dict[str, Any], compi
 
     parts = dict(key_parts, torch=torch.__version__)
     path = directory / f"{name}-{artifact_key(parts)}.pt"
-    compile_seconds = 0.0
-    cached = path.is_file()
-    if cached:
+    digest_path = path.with_suffix(".sha256")  # the artifact's index entry: the hash it was saved with
+    trusted = _trusted_bytes(path, digest_path)
+    if trusted is not None:
         try:
-            return _load(path, compile_seconds, cached)
-        except Exception:  # noqa: BLE001 - a truncated or stale file is rebuilt, not fatal
-            path.unlink(missing_ok=True)
-            cached = False
+            return _load(trusted, path, 0.0, cached=True)
+        except Exception:  # noqa: BLE001 - a stale file (another torch) is rebuilt, not fatal
+            pass
+    # Absent, damaged, planted (not ours, writable by others, or not what we saved): rebuilt.
+    path.unlink(missing_ok=True)
+    digest_path.unlink(missing_ok=True)
     started = time.perf_counter()
     with _heartbeat(on_compile, started):
         artifact = compile_fn()
     compile_seconds = time.perf_counter() - started
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".partial-", suffix=".pt")
-    os.close(fd)
+    buffer = io.BytesIO()
+    with quiet_jit():
+        torch.jit.save(artifact, buffer)
+    del artifact
+    data = buffer.getvalue()
+    _write_atomically(path, data)
+    _write_atomically(digest_path, hashlib.sha256(data).hexdigest().encode())
+    # Load what was saved, so a first start runs (and times) exactly what a cached start runs.
+    return _load(data, path, compile_seconds, cached=False)
+
+
+def _trusted_bytes(path: Path, digest_path: Path) -> bytes | None:
+    """The artifact's bytes if we may run them: regular files of ours that nobody else can
+    write, the artifact's hash the one saved beside it. Read once, so what was checked is
+    exactly what is loaded."""
     try:
-        with quiet_jit():
-            torch.jit.save(artifact, tmp)
+        expected = _read_private(digest_path).decode("ascii").strip()
+        data = _read_private(path)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected else None
+
+
+def _read_private(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise PermissionError(f"{path} is not a private file of ours")
+        return file.read()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=path.suffix)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    del artifact
-    # Load what was saved, so a first start runs (and times) exactly what a cached start runs.
-    return _load(path, compile_seconds, cached)
 
 
-def _load(path: Path, compile_seconds: float, cached: bool) -> tuple[Any, CacheInfo]:
+def _load(data: bytes, path: Path, compile_seconds: float, cached: bool) -> tuple[Any, CacheInfo]:
     import torch
 
     started = time.perf_counter()
     with quiet_jit():
-        module = torch.jit.load(str(path))
+        module = torch.jit.load(io.BytesIO(data))
     load_seconds = time.perf_counter() - started
-    return module, CacheInfo(compile_seconds, load_seconds, path.stat().st_size, cached, path)
-
+    return module, CacheInfo(compile_seconds, load_seconds, len(data), cached, path)
 
 
 @contextlib.contextmanager

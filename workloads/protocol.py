@@ -22,6 +22,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from .text import clean_text
+
 PROTOCOL_VERSION = 1
 PHASES = ("building", "compiling", "loading", "warmup", "running")
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -45,6 +47,9 @@ class LatencyHistogram:
     GAMMA = 1.01
     MIN_SECONDS = 1e-7
     MAX_INDEX = 1 << 16  # bucket 65536 is ~1e276 s; a larger index would overflow bucket_value()
+    # 100 ns to 3 hours is ~2,545 buckets at 1% apart: a window (and a child) never needs more;
+    # a line with more is hostile or broken and would cost megabytes per window kept.
+    MAX_BUCKETS = 4096
     _LOG_GAMMA = math.log(GAMMA)
 
     __slots__ = ("buckets", "count", "total", "minimum", "maximum")
@@ -132,6 +137,8 @@ class LatencyHistogram:
         buckets = data.get("buckets") or {}
         if not isinstance(buckets, dict):
             raise ProtocolError("histogram buckets are not an object")
+        if len(buckets) > cls.MAX_BUCKETS:
+            raise ProtocolError(f"histogram has {len(buckets)} buckets, more than {cls.MAX_BUCKETS}")
         hist = cls()
         try:
             for key, n in buckets.items():
@@ -290,7 +297,7 @@ def decode(line: str | bytes) -> Event:
                 raise ProtocolError(f"{kind}.{f.name} has type {type(value).__name__}")
             if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
                 raise ProtocolError(f"{kind}.{f.name} is out of range: {value!r:.40}")
-            kwargs[f.name] = value
+            kwargs[f.name] = clean_text(value) if isinstance(value, str) else value  # shown on terminals
     event = cls(**kwargs)
     if isinstance(event, Phase) and event.phase not in PHASES:
         raise ProtocolError(f"unknown phase {event.phase!r:.40}")
@@ -308,6 +315,7 @@ def _check_window(window: Window) -> None:
     window.histogram()
     if not all(value is None or _is_number(value) for value in window.percentiles.values()):
         raise ProtocolError("window.percentiles holds a value that is not a number")
+    window.percentiles = {clean_text(name): value for name, value in window.percentiles.items()}
     if not all(_is_count(n) for n in window.per_core_completed):
         raise ProtocolError("window.per_core_completed holds a value that is not a count")
 

@@ -34,6 +34,8 @@ def row_verdict(workload: WorkloadState, interrupted_by: str | None = None) -> t
         return "skipped", f"{error.kind}: {error.message}"
     if interrupted_by is not None:
         return "interrupted", f"stopped by {interrupted_by}"
+    if error is not None and error.kind == "hung":  # the watchdog stopped it: say so, not "killed by SIGTERM"
+        return "failed", f"hung: {error.message}"
     if workload.state == "crashed" or error is not None and error.fatal:
         detail = f"{error.kind}: {error.message}" if error else (list(workload.stderr_tail) or [""])[-1]
         return "failed", describe_exit(workload.exit_code) + (f": {detail}" if detail else "")

@@ -3,7 +3,8 @@
 The command is an argument list (from `--monitor-cmd` split by shlex, never a shell),
 started through `parent_death_exec` in its own session, so it dies with us even if we
 are SIGKILLed and `stop()` can end its whole process group. Lines are read as bytes
-with no length limit (a trn1 report is tens of KB; a 64 KiB limit would break it).
+up to 64 MiB each (a trn1 report is tens of KB; a 64 KiB limit would break it); a longer
+one is skipped without being held and counted as a bad line.
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ import time
 from collections import deque
 from typing import IO
 
+from workloads.text import clean_text
+
+from .. import child_python
+from ..lines import REPORT_LINE_BYTES, STDERR_LINE_BYTES, TooLong, capped_lines
 from ..store import Store
 from .base import Source
 from .neuron_report import SOURCE, parse_report
@@ -28,6 +33,7 @@ STOP_GRACE_SECONDS = 2.0
 
 class NeuronMonitorSource(Source):
     name = SOURCE
+    watch_stalls = True
 
     def __init__(self, store: Store, command: list[str], recorder: Recorder | None = None,
                  backoff_initial: float = BACKOFF_INITIAL_SECONDS, backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
@@ -39,6 +45,7 @@ class NeuronMonitorSource(Source):
         self.backoff_max = backoff_max
         self._proc: subprocess.Popen | None = None
         self._proc_lock = threading.Lock()
+        self._stderr_tail: deque[str] = deque(maxlen=5)  # of the running monitor
 
     @property
     def pid(self) -> int | None:
@@ -46,7 +53,7 @@ class NeuronMonitorSource(Source):
         return proc.pid if proc and proc.poll() is None else None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "neurontui.sources.parent_death_exec", *self.command]
+        return child_python.module_argv(sys.executable, "neurontui.sources.parent_death_exec", *self.command)
 
     def run(self) -> None:
         backoff = self.backoff_initial
@@ -63,6 +70,7 @@ class NeuronMonitorSource(Source):
         """Run the command until it exits; returns (reports read, why it ended)."""
         env = dict(os.environ)
         env["NEURONTUI_PARENT_PID"] = str(os.getpid())
+        env = child_python.child_env(env)
         try:
             with self._proc_lock:
                 if self.stopping:
@@ -72,7 +80,7 @@ class NeuronMonitorSource(Source):
                     env=env, start_new_session=True, close_fds=True)
         except OSError as exc:
             return 0, f"cannot start {self.command[0]}: {exc}"
-        stderr_tail: deque[str] = deque(maxlen=5)
+        stderr_tail = self._stderr_tail = deque(maxlen=5)
         drain = threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True,
                                  name="neuron-monitor-stderr")
         drain.start()
@@ -86,9 +94,12 @@ class NeuronMonitorSource(Source):
     def read_stream(self, stream: IO[bytes]) -> int:
         """Parse each line of `stream` into the Store; returns how many reports were read."""
         reports = 0
-        for line in iter(stream.readline, b""):
+        for line in capped_lines(stream, REPORT_LINE_BYTES):
             if self.stopping:
                 break
+            if isinstance(line, TooLong):
+                self.store.bad_line(self.name, line.head, line.reason("report"))
+                continue
             if not line.strip():
                 continue
             now = time.time()
@@ -105,6 +116,11 @@ class NeuronMonitorSource(Source):
                 self.store.log("info", self.name, f"{self.name} is back after {now - down_since:.1f} s out")
             reports += 1
         return reports
+
+    def stall_reason(self, silent: float) -> str:
+        tail = list(self._stderr_tail)
+        return (f"{os.path.basename(self.command[0])} sent no report for {silent:.0f} s"
+                + (f"; last stderr: {tail[-1]}" if tail else ""))
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
@@ -134,8 +150,10 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace").strip()
+    for raw in capped_lines(stream, STDERR_LINE_BYTES):
+        if isinstance(raw, TooLong):
+            continue  # a log line of megabytes says nothing a tail can show
+        line = clean_text(raw.decode("utf-8", "replace").strip())
         if line:
             tail.append(line[:300])
 

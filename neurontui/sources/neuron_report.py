@@ -17,6 +17,7 @@ import time as _time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sanitize import sanitize_snapshot
 from ..telemetry import CORE_MEMORY_PARTS, HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Runtime, Snapshot
 
 SOURCE = "neuron-monitor"
@@ -64,7 +65,7 @@ def parse_report(report: str | bytes | dict, time: float | None = None) -> Parse
     if not isinstance(report, dict):
         return ParseResult(None, [f"report: expected a JSON object, got {type(report).__name__}"])
     try:
-        snapshot = _Parser(when).parse(report)
+        snapshot = sanitize_snapshot(_Parser(when).parse(report))
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost one report, not the stream
         return ParseResult(None, [f"report: parser failed ({type(exc).__name__}: {_short(exc)})"])
     return ParseResult(snapshot, list(snapshot.errors))

@@ -15,15 +15,16 @@ import statistics
 import time
 from typing import Any, Iterator
 
+from ..lines import REPORT_LINE_BYTES, TooLong, capped_lines
 from ..store import Store
 from ..telemetry import Snapshot
 from .base import Source
-from .neuron_report import parse_report
+from .neuron_report import _loads, parse_report
 from .recorder import Recorder, snapshot_from_json
 
 SOURCE = "replay"
 DEFAULT_PERIOD_SECONDS = 1.0
-MAX_PRETTY_REPORT_BYTES = 64 * 2**20  # one report, however pretty-printed, is far smaller
+MAX_PRETTY_REPORT_BYTES = REPORT_LINE_BYTES  # one report, however pretty-printed, is far smaller
 MAX_GAP_SECONDS = 60.0  # a recording paused for an hour replays without the hour
 # Further behind the schedule than this (a machine too slow for the speed, a suspended process),
 # the schedule starts again from now rather than playing the backlog in a burst.
@@ -125,11 +126,11 @@ class ReplaySource(Source):
         first line was cut by a crash: if the whole file is not one report, read it as lines.
         """
         with open(self.path, "rb") as file:
-            first = file.readline()
+            first = file.readline(MAX_PRETTY_REPORT_BYTES + 1)
             while first and not first.strip():
-                first = file.readline()
+                first = file.readline(MAX_PRETTY_REPORT_BYTES + 1)
             try:
-                json.loads(_text(first))
+                _loads(_text(first))
             except (ValueError, RecursionError):
                 whole = self._whole_report(first, file)
                 if whole is not None:
@@ -141,18 +142,24 @@ class ReplaySource(Source):
     def _whole_report(self, first: bytes, file: Any) -> dict | None:
         if os.fstat(file.fileno()).st_size > MAX_PRETTY_REPORT_BYTES:
             return None
+        raw = first + file.read(MAX_PRETTY_REPORT_BYTES + 1 - len(first))  # a device (/dev/zero) has no size
+        if len(raw) > MAX_PRETTY_REPORT_BYTES:
+            return None
         try:
-            whole = json.loads(_text(first + file.read()))
+            whole = _loads(_text(raw))
         except (ValueError, RecursionError):
             return None
         return whole if isinstance(whole, dict) else None
 
     def _lines(self, file: Any) -> Iterator[dict]:
-        for line in file:
+        for line in capped_lines(file, REPORT_LINE_BYTES):
+            if isinstance(line, TooLong):
+                self.store.bad_line(self.name, line.head, line.reason("report"))
+                continue
             if not line.strip():
                 continue
             try:
-                entry = json.loads(_text(line))
+                entry = _loads(_text(line))  # an integer too large for Python drops that value, not the line
             except (ValueError, RecursionError) as exc:
                 self.store.bad_line(self.name, line, f"not JSON ({exc})")  # e.g. a line cut by a crash
                 continue
