@@ -114,3 +114,11 @@ def test_any_value_swapped_into_the_trn1n_capture(path, value):
         parent = parent[step]
     parent[path[-1]] = value
     same_when_typed(json.dumps(report))
+
+
+def test_deep_nesting_inside_a_typed_report_is_a_bad_line_not_an_exception():
+    line = edited(lambda r: r["neuron_runtime_data"][0]["report"]["memory_used"].update(loaded_models="NEST"))
+    line = line.replace('"NEST"', "[" * 5000 + "]" * 5000)
+    assert decode_report(line, WHEN) is None
+    result = parse_report(line, WHEN)
+    assert result.snapshot is None and result.problems[0].startswith("report: not JSON")

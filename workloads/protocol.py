@@ -22,6 +22,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+import msgspec
+
 PROTOCOL_VERSION = 1
 PHASES = ("building", "compiling", "loading", "warmup", "running")
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -264,9 +266,12 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.KIND: cls for cls in (Hello, Phase, R
 def decode(line: str | bytes) -> Event:
     """Parse one stdout line into an Event; unknown keys are ignored, bad lines raise ProtocolError."""
     try:
-        data = json.loads(line, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from exc
+        data = _JSON.decode(line)  # msgspec: the same objects as json.loads, several times faster
+    except (msgspec.DecodeError, RecursionError):  # what it refuses (NaN, huge integers...) is read as before
+        try:
+            data = json.loads(line, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError("event is not a JSON object")
     kind = data.get("event")
@@ -291,6 +296,9 @@ def decode(line: str | bytes) -> Event:
     if isinstance(event, Window):
         _check_window(event)
     return event
+
+
+_JSON = msgspec.json.Decoder()
 
 
 def _reject_constant(name: str) -> float:

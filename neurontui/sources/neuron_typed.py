@@ -125,7 +125,7 @@ def decode_report(line: str | bytes, when: float) -> Snapshot | None:
     try:
         report = _DECODER.decode(line)
         return _Converter(when).convert(report)
-    except (msgspec.DecodeError, _Unhandled):  # ValidationError is a DecodeError
+    except (msgspec.DecodeError, RecursionError, _Unhandled):  # ValidationError is a DecodeError
         return None
 
 
