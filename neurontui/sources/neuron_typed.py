@@ -21,12 +21,14 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, Runtime, Snapshot
-from .neuron_report import (INSTANCE_FIELDS, _add_names, _busy_of_idle, _core_index, _count, _finite, _Parser, _ratio,
-                            _short)
+from .neuron_report import (FLOAT_MAX, INSTANCE_FIELDS, _add_names, _busy_of_idle, _core_index, _count, _INDEX_OF,
+                            _Parser, _ratio, _short)
 
 # What _count() passes through unchanged; anything else (negative, fractional, null) falls back.
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
-Number = int | float  # exactly what json.loads gives (an int stays an int), for the tolerant readers
+# A float that _finite() would pass unchanged: an integer literal becomes the float _finite() makes
+# of it, and what _finite() reads as unknown (beyond 1e308) is refused.
+Finite = Annotated[float, Meta(gt=-FLOAT_MAX, lt=FLOAT_MAX)]
 _BY_INDEX = attrgetter("index")
 PLAIN_INT = 2**63  # a larger integer is stringified differently by the two paths: fall back
 Group = dict[str, Any]  # a small group, read by the tolerant parser's own method
@@ -36,19 +38,19 @@ class _Unhandled(Exception):
     """The report needs the tolerant parser (an error to report, a shape not handled here)."""
 
 
-class _Typed(Struct, forbid_unknown_fields=False):  # unknown keys are skipped
-    pass
+class _Typed(Struct, forbid_unknown_fields=False, gc=False):
+    """Unknown keys are skipped; decoded JSON holds no cycles, so the collector need not track these."""
 
 
 class CoreCounters(_Typed):
-    neuroncore_utilization: Number | None = None
-    flops: Number | None = None
+    neuroncore_utilization: Finite | None = None
+    flops: Finite | None = None
     loaded_models: Any = None
 
 
 class NeuroncoreCounters(_Typed):
     error: Any = None
-    period: Number | None = None
+    period: Finite | None = None
     neuroncores_in_use: dict[str, CoreCounters] | None = None
 
 
@@ -94,7 +96,7 @@ class RuntimeEntry(_Typed):
 
 
 class VcpuIdle(_Typed):
-    idle: Number  # required: without it the busy share comes from the other fields (tolerant path)
+    idle: Finite  # required: without it the busy share comes from the other fields (tolerant path)
 
 
 class VcpuUsage(_Typed):
@@ -205,26 +207,24 @@ class _Converter(_Parser):
         if counters is None:
             return False
         _no_error(counters)
-        runtime.period_seconds = _finite(counters.period)
+        runtime.period_seconds = counters.period
         in_use = counters.neuroncores_in_use
         if in_use is None:
             return True
         cores, utilization, flops = runtime.cores, runtime.core_utilization, runtime.core_flops
         seen: set[int] = set()
         for name, core in in_use.items():
-            index = _core_index(name)
+            index = _INDEX_OF.get(name)
+            if index is None:
+                index = _core_index(name)
             if index is None or index in seen:  # the tolerant parser reports an unreadable core
                 raise _Unhandled
             seen.add(index)
             cores.append(index)
             if core.neuroncore_utilization is not None:
-                percent = _finite(core.neuroncore_utilization)
-                if percent is not None:
-                    utilization[index] = _ratio(percent)
-            if core.flops is not None:
-                value = _finite(core.flops)
-                if value is not None and value >= 0:
-                    flops[index] = value
+                utilization[index] = _ratio(core.neuroncore_utilization)
+            if core.flops is not None and core.flops >= 0:
+                flops[index] = core.flops
             if core.loaded_models is not None:
                 _add_names(runtime.loaded_models, core.loaded_models)
         cores.sort()
@@ -240,7 +240,9 @@ class _Converter(_Parser):
             if breakdown is not None:
                 core_memory = runtime.core_memory
                 for name, parts in (breakdown.neuroncore_memory_usage or {}).items():
-                    index = _core_index(name)
+                    index = _INDEX_OF.get(name)
+                    if index is None:
+                        index = _core_index(name)
                     if index is not None:
                         core_memory[index] = CoreMemory(index, parts.constants, parts.model_code,
                                                         parts.model_shared_scratchpad, parts.runtime_memory,
@@ -270,12 +272,13 @@ class _Converter(_Parser):
             self.parse_vcpus({"average_usage": vcpu.average_usage})
         if vcpu.usage_data is not None:
             cores = []
+            append = cores.append
             for name, fields in vcpu.usage_data.items():
-                index, idle = _core_index(name), _finite(fields.idle)
+                index = _INDEX_OF.get(name)
+                if index is None:
+                    index = _core_index(name)
                 if index is not None:
-                    if idle is None:  # then the busy share comes from the other fields
-                        raise _Unhandled
-                    cores.append(Core("vcpu", index, _busy_of_idle(idle)))
+                    append(Core("vcpu", index, _busy_of_idle(fields.idle)))
             cores.sort(key=_BY_INDEX)
             snap.cores.extend(cores)
             snap.vcpu_count = len(cores)
