@@ -4,13 +4,15 @@ Building every family from the Store, serializing it and gzipping it (Prometheus
 gzip) costs a scrape as much as a full exposition, again for every Prometheus server that
 scrapes (HA pairs, federation). Here the body is rendered on the first scrape after the
 Store changed (a burst of changes renders once), in each format a client asked for
-(Prometheus text, OpenMetrics), and its gzip stream is compressed once too. Per scrape only
+(Prometheus text, OpenMetrics), re-encoding only the families that changed, and its gzip
+stream is compressed once too. Per scrape only
 the families that move with the clock alone (StoreCollector.clock_families: a sample's age)
 are built and appended; the gzip stream is resumed from a copy of the paused compressor.
 The bytes are what prometheus_client's generate_latest gives over the same collector.
 """
 from __future__ import annotations
 
+import math
 import threading
 import zlib
 from typing import Callable, Iterable
@@ -36,14 +38,29 @@ class _Fixed:
         return self._metrics
 
 
-class _Rendered:
-    """One format's body without the clock's families, and its gzip stream paused before them."""
+FamilyTexts = dict[str, tuple[Metric, bytes]]  # a family's name -> the family and its encoding
 
-    def __init__(self, encoder: Encoder, metrics: list[Metric]) -> None:
+
+class _Rendered:
+    """One format's body without the clock's families, and its gzip stream paused before them.
+
+    A family equal to the one last encoded in this format (most of them: memory per core,
+    instance and hardware info...) reuses those bytes: encoding is what a render costs.
+    """
+
+    def __init__(self, encoder: Encoder, metrics: list[Metric], previous: FamilyTexts) -> None:
         self.encoder = encoder
-        body = encoder(_Fixed(metrics))
-        end = encoder(_Fixed(()))  # what closes the body: "# EOF\n" in OpenMetrics, nothing in text
-        self.head = body[: len(body) - len(end)]
+        end = encoder(_Fixed(()))  # what closes a body: "# EOF\n" in OpenMetrics, nothing in text
+        self.texts: FamilyTexts = {}
+        for metric in metrics:
+            known = previous.get(metric.name)
+            if known is not None and _same(known[0], metric):
+                text = known[1]
+            else:
+                body = encoder(_Fixed((metric,)))
+                text = body[: len(body) - len(end)]
+            self.texts[metric.name] = (metric, text)
+        self.head = b"".join(text for _, text in self.texts.values())
         self._gzip_lock = threading.Lock()
         self._compressor: zlib._Compress | None = None
         self._gzip_head = b""
@@ -61,6 +78,17 @@ class _Rendered:
         return self._gzip_head + resumed.compress(tail) + resumed.flush()
 
 
+def _same(old: Metric, new: Metric) -> bool:
+    """Whether the two families encode alike: equal, with labels in the same order and zeros of the same sign."""
+    if old != new:
+        return False
+    for a, b in zip(old.samples, new.samples):
+        if (a.value == 0 and math.copysign(1.0, a.value) != math.copysign(1.0, b.value)) or \
+                list(a.labels) != list(b.labels):
+            return False
+    return True
+
+
 class Exposition:
     """Serves StoreCollector's families as bytes; re-renders only after the Store changed."""
 
@@ -71,6 +99,7 @@ class Exposition:
         self._stale = True
         self._families: list[Metric] | None = None
         self._formats: dict[str, _Rendered] = {}  # by content type (format, version, escaping)
+        self._texts: dict[str, FamilyTexts] = {}  # by content type, from its latest render
         store.subscribe(self._changed)
 
     def _changed(self, what: str) -> None:
@@ -100,7 +129,9 @@ class Exposition:
                 try:
                     if self._families is None:
                         self._families = self._collector.static_families()
-                    rendered = self._formats[content_type] = _Rendered(encoder, self._families)
+                    rendered = _Rendered(encoder, self._families, self._texts.get(content_type, {}))
+                    self._formats[content_type] = rendered
+                    self._texts[content_type] = rendered.texts
                 except BaseException:
                     self._stale = True  # a failed render is retried by the next scrape
                     raise

@@ -42,10 +42,12 @@ def window(completed: int) -> Window:
     return Window.from_histogram(0.0, 0.5, hist, errors=1, per_core_completed=[completed])
 
 
-def busier(report: dict) -> dict:
+def busier(report: dict, idle: str = "0") -> dict:
+    """Core 0 at 87.5%; the idle core 1 reported as `idle` ("-0.0" prints apart from 0.0)."""
     report = copy.deepcopy(report)
-    report["neuron_runtime_data"][0]["report"]["neuroncore_counters"]["neuroncores_in_use"]["0"][
-        "neuroncore_utilization"] = 87.5
+    in_use = report["neuron_runtime_data"][0]["report"]["neuroncore_counters"]["neuroncores_in_use"]
+    in_use["0"]["neuroncore_utilization"] = 87.5
+    in_use["1"]["neuroncore_utilization"] = float(idle)
     return report
 
 
@@ -54,6 +56,7 @@ STEPS = [
     ("nothing yet", lambda store: None),
     ("a trn1n report", lambda store: publish(store, TRN1N, 1_700_000_000.0)),
     ("a changed report", lambda store: publish(store, busier(TRN1N), 1_700_000_001.0)),
+    ("a zero turned -0.0", lambda store: publish(store, busier(TRN1N, idle="-0.0"), 1_700_000_002.0)),
     ("a workload", lambda store: (store.workload_starting({"model": "cnn"}, 42),
                                   store.workload_event(Hello(pid=42, model="cnn", backend="cpu")),
                                   store.workload_event(window(40)))),

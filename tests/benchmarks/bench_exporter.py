@@ -9,7 +9,7 @@ in the reference notes) json.loads the line and mutates long-lived prometheus_cl
 Gauges/Counters, instance labels on every series.
 Scrape (real HTTP on loopback, as Prometheus asks: OpenMetrics, gzip): neurontui's Exporter
 against prometheus_client's start_http_server over the bridge's registry, one new report a
-second into both meanwhile (so neurontui re-renders after each), by 1 scraper and by
+second into both meanwhile (reports differ in every utilization figure, as periods do) (so neurontui re-renders after each), by 1 scraper and by
 --concurrent scrapers at once from a separate process (it holds no lock of the servers');
 both servers listen with the system's backlog, not socketserver's 5 (as the Exporter's server
 will), so SYNs dropped under 20 scrapers (1 s retries) do not swamp the figures.
@@ -231,8 +231,25 @@ def trn1n_report() -> str:
     return json.dumps(json.loads(FIXTURE.read_text()))
 
 
+def variants(line: str, count: int = 16) -> list[str]:
+    """The report with other utilization figures (NeuronCores, vCPUs), as successive periods differ."""
+    out = []
+    for k in range(count):
+        report = json.loads(line)
+        for runtime in report["neuron_runtime_data"]:
+            for n, core in enumerate(runtime["report"]["neuroncore_counters"]["neuroncores_in_use"].values()):
+                core["neuroncore_utilization"] = round((n * 13 + k * 7) % 1000 / 10, 1)
+        for n, vcpu in enumerate(report["system_data"]["vcpu_usage"]["usage_data"].values()):
+            vcpu["user"] = round((n * 11 + k * 5) % 900 / 10, 2)
+            vcpu["idle"] = round(100 - vcpu["user"] - vcpu["system"], 2)
+        out.append(json.dumps(report))
+    return out
+
+
 def measure(name: str, line: str, opts) -> None:
-    raw = line.encode()
+    lines = variants(line)
+    raws = [text.encode() for text in lines]
+    turn = [0]
     store = Store()
     source = Source(store)
     ours = Exporter(store, "127.0.0.1", 0)  # subscribes its Exposition, so ingest pays for the notice
@@ -242,15 +259,17 @@ def measure(name: str, line: str, opts) -> None:
         server.socket.listen(socket.SOMAXCONN)
     try:
         def ingest_ours() -> None:
-            source.publish(parse_report(raw).snapshot)
+            turn[0] += 1
+            source.publish(parse_report(raws[turn[0] % len(raws)]).snapshot)
 
         def ingest_bridge() -> None:
-            bridge.ingest(line)
+            turn[0] += 1
+            bridge.ingest(lines[turn[0] % len(lines)])
 
         ingest_ours()
         ingest_bridge()
         ingest = per_call_us({"neurontui": ingest_ours, "aws-style": ingest_bridge}, opts.seconds, clock=time.thread_time)
-        typed = parse_report(raw, 0.0).snapshot == parse_report(json.loads(line), 0.0).snapshot
+        typed = all(parse_report(raw, 0.0).snapshot == parse_report(json.loads(raw), 0.0).snapshot for raw in raws)
         # a lone Prometheus scraping less often than reports arrive finds the body stale every time
         # (in process, the same encoder and gzip as over HTTP)
         after_change = {"neurontui": [], "aws-style": []}
@@ -268,7 +287,7 @@ def measure(name: str, line: str, opts) -> None:
         ours.close()
         bridge_server.shutdown()
         bridge_server.server_close()
-    print(f"\n{name}: {len(raw) / 1024:.0f} KiB report (typed path gives the tolerant Snapshot: {typed})")
+    print(f"\n{name}: {len(raws[0]) / 1024:.0f} KiB report (typed path gives the tolerant Snapshot: {typed})")
     print(f"{'':34}{'neurontui':>12}{'aws-style':>12}{'aws/ours':>10}")
     us, them = ingest["neurontui"], ingest["aws-style"]
     print(f"{'ingest per report (decode incl.)':34}{us:>10.0f}us{them:>10.0f}us{them / us:>9.1f}x")
