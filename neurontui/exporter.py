@@ -23,6 +23,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from .exporter_families import StoreCollector
+from .exposition import Exposition
 from .store import Store
 
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
@@ -101,14 +102,19 @@ def _landing_page(url_prefix: str) -> bytes:
     ).encode()
 
 
-def _app(registry: CollectorRegistry, store: Store):
-    metrics = make_wsgi_app(registry)
+def _app(registry: CollectorRegistry, store: Store, exposition: Exposition):
+    metrics = make_wsgi_app(registry)  # what the cached exposition does not serve: ?name[]=, OPTIONS, POST
     last_failure = [""]
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             try:
+                if environ.get("REQUEST_METHOD") == "GET" and "name[]" not in environ.get("QUERY_STRING", ""):
+                    headers, body = exposition.response(environ.get("HTTP_ACCEPT"),
+                                                        environ.get("HTTP_ACCEPT_ENCODING"))
+                    start_response("200 OK", headers)
+                    return [body]
                 return metrics(environ, start_response)  # builds the whole body before start_response
             except Exception as exc:  # noqa: BLE001 - a bug must not print tracebacks over the TUI
                 message = f"scrape failed: {type(exc).__name__}: {exc}"
@@ -171,6 +177,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = StoreCollector(store, aws_labels=aws_labels)
         self.registry.register(self.collector)
+        self.exposition = Exposition(store, self.collector)  # rendered once per Store change
 
         class Server(_Server):
             address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
@@ -178,8 +185,10 @@ class Exporter:
         Server.tls = tls
         where = f"{_host_for_url(addr)}:{port}"
         try:
-            self._server = make_server(addr, port, _app(self.registry, store), Server, handler_class=_QuietHandler)
+            self._server = make_server(addr, port, _app(self.registry, store, self.exposition), Server,
+                                       handler_class=_QuietHandler)
         except OSError as exc:
+            self.exposition.close()
             if exc.errno == errno.EADDRINUSE:
                 raise ExporterError(f"cannot serve Prometheus metrics on {where}: address already in use") from None
             raise ExporterError(f"cannot serve Prometheus metrics on {where}: {_reason(exc)}") from None
@@ -194,6 +203,7 @@ class Exporter:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        self.exposition.close()
 
 
 def start_exporter(store: Store, args: Namespace) -> Exporter | None:

@@ -1,6 +1,7 @@
-"""Prometheus metric families built from the Store on every scrape.
+"""Prometheus metric families built from the Store.
 
-One custom Collector reads the Store under its lock and builds fresh families, so
+One custom Collector reads the Store under its lock and builds fresh families (once per
+Store change when served by exposition.py; only the clock's families per scrape), so
 concurrent scrapes are consistent and the series of a vanished runtime, core or source
 disappear by themselves (no global Gauges mutated per report).
 
@@ -116,6 +117,12 @@ class StoreCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
+        with self.store.lock():  # one consistent view: the lock is reentrant
+            metrics = self.static_families() + self.clock_families()
+        yield from metrics
+
+    def static_families(self) -> list[Metric]:
+        """Every family but the clock's: these change only when the Store does."""
         out = _Families()
         with self.store.lock():
             snapshot = self.store.latest
@@ -126,12 +133,27 @@ class StoreCollector(Collector):
                 self._system(out, snapshot)
                 self._cores(out, snapshot)
             self._workload(out)
-            instance = instance_labels(snapshot) if snapshot is not None else {}
-        metrics: Iterable[Metric] = out.metrics.values()
-        if self.aws_labels and instance:
+        return self._labelled(out.metrics.values(), snapshot)
+
+    def clock_families(self) -> list[Metric]:
+        """The families that move with the clock alone (a sample's age), cheap to build per scrape."""
+        out = _Families()
+        with self.store.lock():
+            now = self.clock()
+            for name, health in sorted(self.store.health.items()):
+                if name != WORKLOAD_SOURCE and health.last_sample_time is not None:
+                    out.gauge("neurontui_source_last_sample_age_seconds", "Seconds since the source's latest sample",
+                              {"source": name}, max(0.0, now - health.last_sample_time))
+            snapshot = self.store.latest
+        return self._labelled(out.metrics.values(), snapshot)
+
+    def _labelled(self, metrics: Iterable[Metric], snapshot: Snapshot | None) -> list[Metric]:
+        metrics = list(metrics)
+        instance = instance_labels(snapshot) if self.aws_labels and snapshot is not None else {}
+        if instance:
             for metric in metrics:
                 metric.samples = [s._replace(labels={**instance, **s.labels}) for s in metric.samples]
-        yield from metrics
+        return metrics
 
     def _source_alive(self, name: str) -> bool:
         # A source known to be down has stale figures: export its health, not its values.
@@ -140,7 +162,6 @@ class StoreCollector(Collector):
 
     # -- neurontui's own health ---------------------------------------------------------
     def _health(self, out: _Families) -> None:
-        now = self.clock()
         telemetry_up = True
         for name, health in sorted(self.store.health.items()):
             labels = {"source": name}
@@ -148,10 +169,6 @@ class StoreCollector(Collector):
                 telemetry_up = telemetry_up and health.up
                 out.gauge("neurontui_source_up", "1 while the telemetry source delivers samples", labels,
                           1.0 if health.up else 0.0)
-                if health.last_sample_time is not None:
-                    out.gauge("neurontui_source_last_sample_age_seconds",
-                              "Seconds since the source's latest sample", labels,
-                              max(0.0, now - health.last_sample_time))
                 out.counter("neurontui_source_samples", "Samples received from the source", labels,
                             health.samples)
                 out.counter("neurontui_source_restarts", "Times the source was lost and restarted", labels,

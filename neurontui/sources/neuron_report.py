@@ -55,17 +55,21 @@ class ParseResult:
 def parse_report(report: str | bytes | dict, time: float | None = None) -> ParseResult:
     """Turn one report (a JSON line, its bytes, or the decoded dict) into a Snapshot."""
     when = _time.time() if time is None else time
-    if isinstance(report, (bytes, bytearray)):
+    # The typed fast path (neuron_typed.py) reads a clean gen-2 line; anything else comes here.
+    typed = neuron_typed.decode_report(report, when) if isinstance(report, (str, bytes, bytearray)) else None
+    if typed is not None:
+        report = None
+    elif isinstance(report, (bytes, bytearray)):
         report = bytes(report).decode("utf-8", "replace")
     if isinstance(report, str):
         try:
             report = _loads(report)
         except (ValueError, RecursionError) as exc:
             return ParseResult(None, [f"report: not JSON ({_short(exc)})"])
-    if not isinstance(report, dict):
+    if typed is None and not isinstance(report, dict):
         return ParseResult(None, [f"report: expected a JSON object, got {type(report).__name__}"])
     try:
-        snapshot = sanitize_snapshot(_Parser(when).parse(report))
+        snapshot = sanitize_snapshot(typed if typed is not None else _Parser(when).parse(report))
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost one report, not the stream
         return ParseResult(None, [f"report: parser failed ({type(exc).__name__}: {_short(exc)})"])
     return ParseResult(snapshot, list(snapshot.errors))
@@ -398,8 +402,10 @@ def _count(value: Any) -> int | None:
 
 
 def _ratio(percent: float, clamp: bool = True) -> float:
-    ratio = max(percent / 100.0, 0.0)
-    return min(ratio, 1.0) if clamp else ratio
+    ratio = percent / 100.0  # comparisons, not max()/min(): this runs for every core of every report
+    if ratio < 0.0:
+        return 0.0
+    return 1.0 if clamp and ratio > 1.0 else ratio
 
 
 def _counts(block: Any) -> dict[str, int]:
@@ -424,8 +430,12 @@ def _vcpu_busy(fields: dict) -> float | None:
     # the fields add up to 100, so busy = 100 - idle (one lookup for each of 128+ vCPUs)
     idle = _finite(fields.get("idle"))
     if idle is not None:
-        return _ratio(100.0 - idle)
+        return _busy_of_idle(idle)
     return _busy(fields, VCPU_USER_FIELDS + VCPU_SYSTEM_FIELDS)
+
+
+def _busy_of_idle(idle: float) -> float:
+    return _ratio(100.0 - idle)
 
 
 _INDEX_OF = {str(index): index for index in range(MAX_REPORTED_CORES + 1)}  # the common case, one lookup
@@ -453,3 +463,7 @@ def _short(value: Any, limit: int = 200) -> str:
     except (ValueError, RecursionError):  # a 5000-digit integer, a deeply nested list
         text = f"<unprintable {type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Last: the typed fast path subclasses _Parser and reuses the readers above.
+from . import neuron_typed  # noqa: E402

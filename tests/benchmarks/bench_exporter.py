@@ -1,29 +1,49 @@
-"""Exporter cost at 64 NeuronCores x 4 runtimes, against AWS's approach in the same run.
+"""Ingest and scrape cost against AWS's bridge, at trn1n (2 runtimes x 32 cores) and 64 cores x 4 runtimes.
 
-    python3 tests/benchmarks/bench_exporter.py [--scrapes 1000] [--reports 200]
+    python3 tests/benchmarks/bench_exporter.py [--seconds 3] [--scrape-seconds 4] [--renders 30] [--concurrent 20]
 
-neurontui: each report is parsed and published to the Store; a scrape builds every family
-from the Store (StoreCollector). AWS's approach (re-implemented here from the series table
-in the reference notes): each report is parsed and mutates long-lived prometheus_client
-Gauges/Counters, instance labels on every series; a scrape serializes those. Timings on a
-shared machine are noisy, so the figures that matter are the ratios.
+Ingest (in process, CPU microseconds per report, best of interleaved rounds): neurontui takes
+the raw line through parse_report (the typed fast path) and Source.publish into a Store that
+an Exposition watches; AWS's approach (AwsStyleBridge, re-implemented from the series table
+in the reference notes) json.loads the line and mutates long-lived prometheus_client
+Gauges/Counters, instance labels on every series.
+Scrape (real HTTP on loopback, as Prometheus asks: OpenMetrics, gzip): neurontui's Exporter
+against prometheus_client's start_http_server over the bridge's registry, one new report a
+second into both meanwhile (reports differ in every utilization figure, as periods do) (so neurontui re-renders after each), by 1 scraper and by
+--concurrent scrapers at once from a separate process (it holds no lock of the servers');
+both servers listen with the system's backlog, not socketserver's 5 (as the Exporter's server
+will), so SYNs dropped under 20 scrapers (1 s retries) do not swamp the figures.
+"Scrape after each report" is what a lone Prometheus pays when reports come more often than
+it scrapes: the body is stale every time (rendered, in process, same encoder and gzip).
+Timings on a shared machine are noisy, so the figures that matter are the ratios.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import gzip
+import http.client
 import json
+import socket
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_parse import per_call_us  # noqa: E402
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest, start_http_server  # noqa: E402
+from prometheus_client.exposition import choose_encoder  # noqa: E402
 
+from neurontui.exporter import Exporter  # noqa: E402
 from neurontui.exporter_families import StoreCollector  # noqa: E402
+from neurontui.exposition import Exposition  # noqa: E402
+from neurontui.sources.base import Source  # noqa: E402
 from neurontui.sources.neuron_report import parse_report  # noqa: E402
 from neurontui.store import Store  # noqa: E402
 
@@ -152,52 +172,159 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+PROMETHEUS_HEADERS = {"Accept": "application/openmetrics-text;version=1.0.0;q=0.5,"
+                                "text/plain;version=0.0.4;q=0.3,*/*;q=0.2", "Accept-Encoding": "gzip"}
+
+
+def scraper(port: int, scrapers: int, seconds: float) -> None:
+    """Runs in its own process: `scrapers` threads scraping back to back for `seconds`; prints the latencies."""
+    latencies: list[float] = []
+    start = threading.Barrier(scrapers)
+
+    def scrape_loop() -> None:
+        start.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            connection.request("GET", "/metrics", headers=PROMETHEUS_HEADERS)
+            response = connection.getresponse()
+            body = response.read()
+            connection.close()
+            assert response.status == 200 and body, response.status
+            latencies.append(time.perf_counter() - began)
+
+    threads = [threading.Thread(target=scrape_loop) for _ in range(scrapers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps(latencies))
+
+
+def scrapes(port: int, scrapers: int, seconds: float, feed) -> list[float]:
+    """Latencies of scrapes from a separate process while `feed` ingests a report a second."""
+    stop = threading.Event()
+
+    def feeder() -> None:
+        while not stop.wait(1.0):
+            feed()
+
+    thread = threading.Thread(target=feeder, daemon=True)
+    thread.start()
+    try:
+        out = subprocess.run([sys.executable, __file__, "--scraper", str(port), str(scrapers), str(seconds)],
+                             capture_output=True, text=True, check=True)
+    finally:
+        stop.set()
+        thread.join()
+    return json.loads(out.stdout)
+
+
+def bridge_response(registry) -> bytes:
+    """What prometheus_client's HTTP handler does for a Prometheus scrape: choose the encoder, gzip."""
+    encoder, _ = choose_encoder(PROMETHEUS_HEADERS["Accept"])
+    return gzip.compress(encoder(registry))
+
+
+def trn1n_report() -> str:
+    return json.dumps(json.loads(FIXTURE.read_text()))
+
+
+def variants(line: str, count: int = 16) -> list[str]:
+    """The report with other utilization figures (NeuronCores, vCPUs), as successive periods differ."""
+    out = []
+    for k in range(count):
+        report = json.loads(line)
+        for runtime in report["neuron_runtime_data"]:
+            for n, core in enumerate(runtime["report"]["neuroncore_counters"]["neuroncores_in_use"].values()):
+                core["neuroncore_utilization"] = round((n * 13 + k * 7) % 1000 / 10, 1)
+        for n, vcpu in enumerate(report["system_data"]["vcpu_usage"]["usage_data"].values()):
+            vcpu["user"] = round((n * 11 + k * 5) % 900 / 10, 2)
+            vcpu["idle"] = round(100 - vcpu["user"] - vcpu["system"], 2)
+        out.append(json.dumps(report))
+    return out
+
+
+def measure(name: str, line: str, opts) -> None:
+    lines = variants(line)
+    raws = [text.encode() for text in lines]
+    turn = [0]
+    store = Store()
+    source = Source(store)
+    ours = Exporter(store, "127.0.0.1", 0)  # subscribes its Exposition, so ingest pays for the notice
+    bridge = AwsStyleBridge()
+    bridge_server, _ = start_http_server(0, addr="127.0.0.1", registry=bridge.registry)
+    for server in (ours._server, bridge_server):  # socketserver's backlog of 5 drops SYNs of 20 scrapers (1 s retries)
+        server.socket.listen(socket.SOMAXCONN)
+    try:
+        def ingest_ours() -> None:
+            turn[0] += 1
+            source.publish(parse_report(raws[turn[0] % len(raws)]).snapshot)
+
+        def ingest_bridge() -> None:
+            turn[0] += 1
+            bridge.ingest(lines[turn[0] % len(lines)])
+
+        ingest_ours()
+        ingest_bridge()
+        ingest = per_call_us({"neurontui": ingest_ours, "aws-style": ingest_bridge}, opts.seconds, clock=time.thread_time)
+        typed = all(parse_report(raw, 0.0).snapshot == parse_report(json.loads(raw), 0.0).snapshot for raw in raws)
+        # a lone Prometheus scraping less often than reports arrive finds the body stale every time
+        # (in process, the same encoder and gzip as over HTTP)
+        after_change = {"neurontui": [], "aws-style": []}
+        for _ in range(opts.renders):
+            ingest_ours()
+            after_change["neurontui"] += timed(lambda: ours.exposition.response(PROMETHEUS_HEADERS["Accept"], "gzip"), 1)
+            ingest_bridge()
+            after_change["aws-style"] += timed(lambda: bridge_response(bridge.registry), 1)
+        results = {}
+        for scrapers in (1, opts.concurrent):
+            for who, port, feed in (("neurontui", ours.port, ingest_ours),
+                                    ("aws-style", bridge_server.server_address[1], ingest_bridge)):
+                results[who, scrapers] = scrapes(port, scrapers, opts.scrape_seconds, feed)
+    finally:
+        ours.close()
+        bridge_server.shutdown()
+        bridge_server.server_close()
+    print(f"\n{name}: {len(raws[0]) / 1024:.0f} KiB report (typed path gives the tolerant Snapshot: {typed})")
+    print(f"{'':34}{'neurontui':>12}{'aws-style':>12}{'aws/ours':>10}")
+    us, them = ingest["neurontui"], ingest["aws-style"]
+    print(f"{'ingest per report (decode incl.)':34}{us:>10.0f}us{them:>10.0f}us{them / us:>9.1f}x")
+    us, them = statistics.median(after_change["neurontui"]), statistics.median(after_change["aws-style"])
+    print(f"{'scrape after each report, p50':34}{us * 1e3:>10.2f}ms{them * 1e3:>10.2f}ms{them / us:>9.1f}x")
+    for scrapers in (1, opts.concurrent):
+        n = len(results["neurontui", scrapers]), len(results["aws-style", scrapers])
+        print(f"  {scrapers} scraper{'s' if scrapers > 1 else ''} for {opts.scrape_seconds:g} s, a report a second: "
+              f"{n[0]} and {n[1]} scrapes")
+        for q in (50, 99):
+            us, them = pct(results["neurontui", scrapers], q), pct(results["aws-style", scrapers], q)
+            title = f"scrape p{q}, {scrapers} scraper{'s' if scrapers > 1 else ''}"
+            print(f"{title:34}{us * 1e3:>10.2f}ms{them * 1e3:>10.2f}ms{them / us:>9.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scrapes", type=int, default=1000)
-    parser.add_argument("--reports", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time spent measuring ingest, per shape")
+    parser.add_argument("--scrape-seconds", type=float, default=4.0, help="each scrape run, per server and shape")
+    parser.add_argument("--renders", type=int, default=30, help="scrapes right after a new report, per shape")
+    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--scraper", nargs=3, help=argparse.SUPPRESS)
     opts = parser.parse_args()
-    line = big_report()
-
+    if opts.scraper:
+        port, scrapers, seconds = opts.scraper
+        scraper(int(port), int(scrapers), float(seconds))
+        return
+    # a typed-path exposition equals prometheus_client's over the same collector: what is timed is what is served
     store = Store()
+    store.publish_snapshot(parse_report(big_report()).snapshot)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store))
-    labelled = CollectorRegistry(auto_describe=False)  # --aws-labels: instance labels on every series, like AWS
-    labelled.register(StoreCollector(store, aws_labels=True))
-    bridge = AwsStyleBridge()
-
-    def ingest_ours() -> None:
-        store.publish_snapshot(parse_report(line).snapshot)
-
-    # interleave the two so that machine noise hits both alike
-    ingest = {"neurontui": [], "aws-style": []}
-    scrape = {"neurontui": [], "aws-style": [], "neurontui --aws-labels": []}
-    for _ in range(opts.reports):
-        ingest["neurontui"] += timed(ingest_ours, 1)
-        ingest["aws-style"] += timed(lambda: bridge.ingest(line), 1)
-    for _ in range(opts.scrapes):
-        scrape["neurontui"] += timed(lambda: generate_latest(registry), 1)
-        scrape["aws-style"] += timed(lambda: generate_latest(bridge.registry), 1)
-        scrape["neurontui --aws-labels"] += timed(lambda: generate_latest(labelled), 1)
-
-    series = {name: generate_latest(reg).decode().count("\n") for name, reg in
-              (("neurontui", registry), ("aws-style", bridge.registry))}
-    print(f"report: {CORES} NeuronCores x {RUNTIMES} runtimes, {DEVICES} devices, {len(line) / 1024:.0f} KiB JSON")
-    print(f"exposition lines: neurontui {series['neurontui']}, aws-style {series['aws-style']}")
-    print(f"{'':24}{'neurontui':>12}{'aws-style':>12}{'ratio':>8}")
-    for title, data in (("ingest one report p50", ingest), ("scrape p50", scrape)):
-        ours, theirs = statistics.median(data["neurontui"]), statistics.median(data["aws-style"])
-        print(f"{title:24}{ours * 1e3:>10.2f}ms{theirs * 1e3:>10.2f}ms{ours / theirs:>8.2f}")
-    for title, data in (("ingest one report p99", ingest), ("scrape p99", scrape)):
-        ours, theirs = pct(data["neurontui"], 99), pct(data["aws-style"], 99)
-        print(f"{title:24}{ours * 1e3:>10.2f}ms{theirs * 1e3:>10.2f}ms{ours / theirs:>8.2f}")
-    for title, q in (("scrape --aws-labels p50", 50), ("scrape --aws-labels p99", 99)):
-        ours, theirs = pct(scrape["neurontui --aws-labels"], q), pct(scrape["aws-style"], q)
-        print(f"{title:24}{ours * 1e3:>10.2f}ms{theirs * 1e3:>10.2f}ms{ours / theirs:>8.2f}")
-    ours = statistics.median(ingest["neurontui"]) + statistics.median(scrape["neurontui"])
-    theirs = statistics.median(ingest["aws-style"]) + statistics.median(scrape["aws-style"])
-    print(f"{'ingest + scrape p50':24}{ours * 1e3:>10.2f}ms{theirs * 1e3:>10.2f}ms{ours / theirs:>8.2f}")
-    print("ratio = neurontui / aws-style (below 1: neurontui is cheaper)")
+    registry.register(collector := StoreCollector(store, clock=lambda: 0.0))
+    assert Exposition(store, collector).response(None, None)[1] == generate_latest(registry)
+    measure("trn1n, 2 runtimes x 32 NeuronCores, 128 vCPUs", trn1n_report(), opts)
+    measure(f"{CORES} NeuronCores x {RUNTIMES} runtimes, {DEVICES} devices", big_report(), opts)
+    print("\naws/ours: how many times cheaper neurontui is (targets: ingest >= 10x at both shapes, "
+          f"scrape p99 >= 10x at {CORES}x{RUNTIMES} with {opts.concurrent} scrapers)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,284 @@
+"""A typed fast path for gen-2 neuron-monitor reports: one line -> the same Snapshot, cheaper.
+
+msgspec decodes the line straight into the structures below, in C, skipping every key they
+do not name. The structures are strict where the tolerant parser (neuron_report._Parser)
+would transform or complain: a value of another type, a negative byte count, a group with
+an error, a gen-1 report or anything this module does not handle makes `decode_report`
+return None, and the caller falls back to the tolerant parser. So this path only ever
+answers for a report the tolerant parser reads cleanly, and then with an equal Snapshot
+(tests/test_neuron_typed.py checks that on every fixture and on mutated reports).
+
+Where a figure has a rule, the rule is the tolerant parser's: its value readers
+(_finite, _count, _ratio...), its group readers for the small groups (decoded here as
+plain dicts), and its `build_neuroncores` for the all-cores view.
+"""
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, Runtime, Snapshot
+from .neuron_report import (FLOAT_MAX, INSTANCE_FIELDS, _add_names, _busy_of_idle, _core_index, _count, _INDEX_OF,
+                            _Parser, _ratio, _short)
+
+# What _count() passes through unchanged; anything else (negative, fractional, null) falls back.
+Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+# A float that _finite() would pass unchanged: an integer literal becomes the float _finite() makes
+# of it, and what _finite() reads as unknown (beyond 1e308) is refused.
+Finite = Annotated[float, Meta(gt=-FLOAT_MAX, lt=FLOAT_MAX)]
+_BY_INDEX = attrgetter("index")
+PLAIN_INT = 2**63  # a larger integer is stringified differently by the two paths: fall back
+Group = dict[str, Any]  # a small group, read by the tolerant parser's own method
+
+
+class _Unhandled(Exception):
+    """The report needs the tolerant parser (an error to report, a shape not handled here)."""
+
+
+class _Typed(Struct, forbid_unknown_fields=False, gc=False):
+    """Unknown keys are skipped; decoded JSON holds no cycles, so the collector need not track these."""
+
+
+class CoreCounters(_Typed):
+    neuroncore_utilization: Finite | None = None
+    flops: Finite | None = None
+    loaded_models: Any = None
+
+
+class NeuroncoreCounters(_Typed):
+    error: Any = None
+    period: Finite | None = None
+    neuroncores_in_use: dict[str, CoreCounters] | None = None
+
+
+class CoreMemoryParts(_Typed):
+    constants: Count = 0
+    model_code: Count = 0
+    model_shared_scratchpad: Count = 0
+    runtime_memory: Count = 0
+    tensors: Count = 0
+
+
+class UsageBreakdown(_Typed):
+    host: Any = None
+    neuroncore_memory_usage: dict[str, CoreMemoryParts] | None = None
+
+
+class RuntimeUsedBytes(_Typed):
+    host: Any = None
+    neuron_device: Any = None
+    usage_breakdown: UsageBreakdown | None = None
+
+
+class MemoryUsed(_Typed):
+    error: Any = None
+    neuron_runtime_used_bytes: RuntimeUsedBytes | None = None
+    loaded_models: Any = None
+
+
+class RuntimeReport(_Typed):
+    neuroncore_counters: NeuroncoreCounters | None | UnsetType = UNSET
+    memory_used: MemoryUsed | None = None
+    execution_stats: Any = UNSET
+    inference_stats: Any = UNSET  # gen-1
+    neuron_runtime_vcpu_usage: Any = UNSET
+    hw_counters: Any = UNSET  # gen-1
+
+
+class RuntimeEntry(_Typed):
+    neuron_runtime_tag: Any = None
+    pid: Any = None
+    error: Any = None
+    report: RuntimeReport | None = None
+
+
+class VcpuIdle(_Typed):
+    idle: Finite  # required: without it the busy share comes from the other fields (tolerant path)
+
+
+class VcpuUsage(_Typed):
+    error: Any = None
+    average_usage: Any = UNSET
+    usage_data: dict[str, VcpuIdle] | None = None
+
+
+class SystemData(_Typed):
+    memory_info: Any = UNSET
+    vcpu_usage: VcpuUsage | None = None
+    neuron_hw_counters: Any = UNSET
+
+
+class Report(_Typed):
+    neuron_runtime_data: list[RuntimeEntry] | None | UnsetType = UNSET
+    system_data: SystemData | None | UnsetType = UNSET
+    instance_info: Group | None | UnsetType = UNSET
+    neuron_hardware_info: Group | None | UnsetType = UNSET
+    instance_data: Any = UNSET  # gen-1
+
+
+_DECODER = msgspec.json.Decoder(Report)
+
+
+def decode_report(line: str | bytes, when: float) -> Snapshot | None:
+    """The Snapshot of one gen-2 report line, or None when the tolerant parser must read it."""
+    try:
+        report = _DECODER.decode(line)
+        return _Converter(when).convert(report)
+    except (msgspec.DecodeError, RecursionError, _Unhandled):  # ValidationError is a DecodeError
+        return None
+
+
+def _view(**groups: Any) -> dict[str, Any]:
+    """A dict of the groups present, for the tolerant parser's readers (absent != null there)."""
+    return {name: value for name, value in groups.items() if value is not UNSET}
+
+
+def _no_error(group: Any) -> None:
+    if group.error:  # the tolerant parser words the error and drops the group
+        raise _Unhandled
+
+
+def _plain(group: Any) -> Any:
+    """A small group as the tolerant parser reads it, unless its type or error would be worded:
+    an integer of thousands of digits is `inf` there (json.loads) and an int here."""
+    if group is UNSET or group is None:
+        return group
+    if type(group) is not dict:
+        raise _Unhandled
+    error = group.get("error")
+    if error and type(error) is not str:
+        raise _Unhandled
+    return group
+
+
+class _Converter(_Parser):
+    def convert(self, report: Report) -> Snapshot:
+        if (report.instance_data is not UNSET
+                or (report.neuron_runtime_data is UNSET and report.system_data is UNSET
+                    and report.instance_info is UNSET and report.neuron_hardware_info is UNSET)):
+            raise _Unhandled
+        if report.instance_info:
+            for key in INSTANCE_FIELDS:  # str() of a huge integer differs between the paths
+                value = report.instance_info.get(key)
+                if type(value) is int and not -PLAIN_INT < value < PLAIN_INT:
+                    raise _Unhandled
+        self.parse_instance(_view(instance_info=_plain(report.instance_info)))
+        self.parse_hardware(_view(neuron_hardware_info=_plain(report.neuron_hardware_info)))
+        counters_complete = True
+        for entry in report.neuron_runtime_data or ():
+            runtime, counters_read = self.typed_runtime(entry)
+            self.snapshot.runtimes.append(runtime)
+            counters_complete = counters_complete and counters_read
+        if report.system_data:
+            self.typed_system(report.system_data)
+        self.build_neuroncores(counters_complete)
+        return self.snapshot
+
+    def typed_runtime(self, entry: RuntimeEntry) -> tuple[Runtime, bool]:
+        tag = entry.neuron_runtime_tag
+        if type(tag) is not str or entry.error:
+            raise _Unhandled
+        tag = _short(tag, 64)
+        key = self.unique_key(tag)
+        runtime = Runtime(tag=tag, pid=_count(entry.pid), key=key)
+        report = entry.report
+        if report is None:
+            return runtime, False
+        if report.inference_stats is not UNSET or report.hw_counters is not UNSET:
+            raise _Unhandled
+        where = f"runtime[{key}]"
+        counters_read = self.typed_cores(runtime, report.neuroncore_counters)
+        if report.execution_stats is not UNSET:
+            stats = self.group(_view(execution_stats=_plain(report.execution_stats)), "execution_stats",
+                               f"{where}.execution_stats")
+            self.runtime_stats(runtime, stats, where)
+        if report.memory_used is not None:
+            self.typed_memory(runtime, report.memory_used)
+        usage = _view(neuron_runtime_vcpu_usage=_plain(report.neuron_runtime_vcpu_usage))
+        self.runtime_vcpu(runtime, self.group(usage, "neuron_runtime_vcpu_usage", f"{where}.neuron_runtime_vcpu_usage"))
+        return runtime, counters_read
+
+    def typed_cores(self, runtime: Runtime, counters: NeuroncoreCounters | None | UnsetType) -> bool:
+        if counters is UNSET:
+            return True  # absent from the config is complete; null is not
+        if counters is None:
+            return False
+        _no_error(counters)
+        runtime.period_seconds = counters.period
+        in_use = counters.neuroncores_in_use
+        if in_use is None:
+            return True
+        cores, utilization, flops = runtime.cores, runtime.core_utilization, runtime.core_flops
+        seen: set[int] = set()
+        for name, core in in_use.items():
+            index = _INDEX_OF.get(name)
+            if index is None:
+                index = _core_index(name)
+            if index is None or index in seen:  # the tolerant parser reports an unreadable core
+                raise _Unhandled
+            seen.add(index)
+            cores.append(index)
+            if core.neuroncore_utilization is not None:
+                utilization[index] = _ratio(core.neuroncore_utilization)
+            if core.flops is not None and core.flops >= 0:
+                flops[index] = core.flops
+            if core.loaded_models is not None:
+                _add_names(runtime.loaded_models, core.loaded_models)
+        cores.sort()
+        return True
+
+    def typed_memory(self, runtime: Runtime, memory: MemoryUsed) -> None:
+        _no_error(memory)
+        used = memory.neuron_runtime_used_bytes
+        if used is not None:
+            runtime.host_memory_bytes = _count(used.host)
+            runtime.device_memory_bytes = _count(used.neuron_device)
+            breakdown = used.usage_breakdown
+            if breakdown is not None:
+                core_memory = runtime.core_memory
+                for name, parts in (breakdown.neuroncore_memory_usage or {}).items():
+                    index = _INDEX_OF.get(name)
+                    if index is None:
+                        index = _core_index(name)
+                    if index is not None:
+                        core_memory[index] = CoreMemory(index, parts.constants, parts.model_code,
+                                                        parts.model_shared_scratchpad, parts.runtime_memory,
+                                                        parts.tensors)
+                host = breakdown.host
+                if isinstance(host, dict):
+                    host_parts = self.snapshot.memory.host_breakdown
+                    for part in HOST_MEMORY_PARTS:
+                        value = _count(host.get(part))
+                        if value is not None:
+                            host_parts[part] = host_parts.get(part, 0) + value
+        models = memory.loaded_models
+        for model in models if isinstance(models, list) else ():
+            if isinstance(model, dict):
+                _add_names(runtime.loaded_models, [model.get("name")])
+
+    def typed_system(self, system: SystemData) -> None:
+        # memory and ECC through the tolerant readers; the vCPUs, 128 and more, typed
+        self.parse_system(_view(memory_info=_plain(system.memory_info),
+                                neuron_hw_counters=_plain(system.neuron_hw_counters)))
+        vcpu = system.vcpu_usage
+        if vcpu is None:
+            return
+        _no_error(vcpu)
+        snap = self.snapshot
+        if vcpu.average_usage is not UNSET:
+            self.parse_vcpus({"average_usage": vcpu.average_usage})
+        if vcpu.usage_data is not None:
+            cores = []
+            append = cores.append
+            for name, fields in vcpu.usage_data.items():
+                index = _INDEX_OF.get(name)
+                if index is None:
+                    index = _core_index(name)
+                if index is not None:
+                    append(Core("vcpu", index, _busy_of_idle(fields.idle)))
+            cores.sort(key=_BY_INDEX)
+            snap.cores.extend(cores)
+            snap.vcpu_count = len(cores)
