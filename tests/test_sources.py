@@ -438,7 +438,8 @@ def test_a_line_over_the_cap_is_counted_by_its_length_never_read_whole():
 def test_a_monitor_line_over_the_cap_is_a_bad_line_and_the_next_report_is_read(monkeypatch):
     monkeypatch.setattr(neuron_monitor, "REPORT_LINE_BYTES", 100_000)
     script = ("import sys; report = open(sys.argv[1]).read().replace('\\n', '');"
-              "sys.stdout.write('x' * 300_000 + '\\n' + report + '\\n'); sys.stdout.flush()")
+              "sys.stdout.write('x' * 300_000 + '\\n' + report + '\\n'); sys.stdout.flush();"
+              "import time; time.sleep(60)")  # still running when checked: its exit would be the last error
     store = Store()
     source = NeuronMonitorSource(store, [sys.executable, "-c", script, str(V1)], backoff_initial=5.0)
     source.start()
