@@ -39,6 +39,14 @@ def neurontui(child_env, *argv, timeout=60):
     (["--export", "/proc/no/such/dir/out.json", "--model", "cnn"], "does not exist"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["--batch"], "expected one argument"),
+    # what the workload child would refuse, refused by the parent first
+    (["--model", "bert", "--seq-len", "100000"], "--seq-len must be between 1 and 512 for bert"),
+    (["--model", "craft", "--image-size", "33"], "multiple of 32 for craft"),
+    (["--model", "craft", "--image-size", "16", "--once"], "multiple of 32 for craft"),
+    (["--model", "bert", "--channels-last"], "--channels-last is for convolutional models"),
+    (["--cuda-graphs", "--backend", "cpu"], "--cuda-graphs needs --backend cuda"),
+    (["--cuda-graphs", "--mode", "pipeline"], "--cuda-graphs captures one forward"),
+    (["--backend", "neuron", "--precision", "bf16"], "--precision bf16 on Neuron"),
 ])
 def test_a_bad_value_is_one_line_and_exit_2(child_env, argv, words):
     out = neurontui(child_env, *argv)

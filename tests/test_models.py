@@ -216,6 +216,12 @@ def test_bert_sequence_longer_than_its_position_table_is_refused():
         get_model("bert").example_inputs(1, small_config("bert", seq_len=513))
 
 
+def test_the_registry_limit_is_berts_position_table():
+    from workloads.models.bert import BertConfig
+
+    assert get_model("bert").max_seq_len == BertConfig.max_position_embeddings
+
+
 def test_default_sizes_are_the_reference_inputs():
     assert get_model("bert").example_inputs(1, WorkloadConfig(model="bert"))[0].shape == (1, 128)
     assert get_model("resnet50").example_inputs(1, WorkloadConfig())[0].shape == (1, 3, 224, 224)

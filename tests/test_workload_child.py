@@ -181,8 +181,8 @@ def test_weights_that_do_not_fit_are_one_error(child_env, tmp_path):
 
 def test_cuda_only_option_on_cpu_is_refused(child_env, tmp_path):
     code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--cuda-graphs"], child_env, tmp_path)
-    error = events[-1]
-    assert code == 1 and error.kind == "unsupported" and "--backend cuda" in error.message
+    error = events[-1]  # the rule the parent checks first (WorkloadConfig.validate), so a usage error
+    assert code == 2 and error.kind == "usage" and "--cuda-graphs needs --backend cuda" in error.message
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields
 
+from .models import REGISTRY
+
 MODELS = ("cnn", "resnet50", "bert", "craft")
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
 MODES = ("single", "dp", "pipeline")
@@ -62,6 +64,24 @@ class WorkloadConfig:
         problems = self.value_problems()
         if self.scenario == "server" and not (self.qps and self.qps > 0):
             problems.append("--scenario server needs --qps R with R > 0")
+        return problems + self.combination_problems()
+
+    def combination_problems(self) -> list[str]:
+        """Flags the child would refuse together, refused by the parent first with the same words
+        (the child still checks what only it can know, e.g. which backend `auto` became)."""
+        problems = []
+        spec = REGISTRY.get(self.model)
+        if spec is not None:
+            problems += spec.size_problems(self)
+            if self.channels_last and not spec.convolutional:
+                problems.append(f"--channels-last is for convolutional models; {self.model} is not one")
+        if self.cuda_graphs and self.backend in ("cpu", "neuron"):
+            problems.append("--cuda-graphs needs --backend cuda")
+        elif self.cuda_graphs and self.mode == "pipeline":
+            problems.append("--cuda-graphs captures one forward; use it with single or dp")
+        if self.backend == "neuron" and self.precision != "fp32":
+            problems.append(f"--precision {self.precision} on Neuron: compile fp32; "
+                            "the Neuron compiler casts matrix math itself")
         return problems
 
     def value_problems(self) -> list[str]:

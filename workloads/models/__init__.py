@@ -35,6 +35,23 @@ class ModelSpec:
     # The size settings this model reads from WorkloadConfig, at their defaults (not hashed: a dict).
     defaults: dict = field(compare=False)
     module: str  # implementation module with build() and example_inputs(batch, config)
+    # Input sizes the model can take, checked by size_problems() in the parent and the child alike.
+    max_seq_len: int | None = None  # tokens: the length of the position table
+    image_size_multiple: int | None = None  # pixels per side: the stride the decoder must line up with
+
+    def size_problems(self, config: WorkloadConfig) -> list[str]:
+        """The input sizes in `config` this model cannot take, one line each."""
+        problems = []
+        seq_len = config.seq_len or self.defaults.get("seq_len")
+        if self.max_seq_len is not None and seq_len is not None and not 1 <= seq_len <= self.max_seq_len:
+            problems.append(f"--seq-len must be between 1 and {self.max_seq_len} for {self.name} "
+                            f"(its position table), got {seq_len}")
+        size, multiple = config.image_size or self.defaults.get("image_size"), self.image_size_multiple
+        if multiple is not None and size is not None and (size < multiple or size % multiple):
+            problems.append(f"--image-size must be a positive multiple of {multiple} for {self.name} "
+                            f"(the backbone halves it 4 times and the decoder must line up), got {size}; "
+                            f"try {max(multiple, round(size / multiple) * multiple)}")
+        return problems
 
     def build(self, config: WorkloadConfig) -> torch.nn.Module:
         """The model in eval mode with seeded random weights, or config.weights if set."""
@@ -67,9 +84,9 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("resnet50", 25_557_032, True, "float [B,3,224,224]", {}, "workloads.models.resnet50"),
         ModelSpec("bert", 108_311_810, False,
                   "int64 input_ids, attention_mask, token_type_ids [B,seq_len]",
-                  {"seq_len": 128}, "workloads.models.bert"),
+                  {"seq_len": 128}, "workloads.models.bert", max_seq_len=512),
         ModelSpec("craft", 20_770_466, True, "float [B,3,image_size,image_size], image_size a multiple of 32",
-                  {"image_size": 800}, "workloads.models.craft"),
+                  {"image_size": 800}, "workloads.models.craft", image_size_multiple=32),
     )
 }
 
