@@ -11,6 +11,9 @@ import sys
 
 from workloads.config import WorkloadConfig, add_workload_arguments, positive_float
 
+from .backend_presence import requested_backend_problem
+from .sources import requested_source_problem
+
 MONITOR_CHOICES = ("auto", "neuron", "host", "none")
 
 
@@ -107,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(argv[1:])
     args, config = parse(argv)
+    problem = requested_source_problem(args) or (
+        None if args.once or args.no_workload else requested_backend_problem(config.backend))
+    if problem:  # asked for by name and absent: say so now rather than run without it
+        print(f"neurontui: error: {problem}", file=sys.stderr)
+        return 2
     if args.once:
         from .once import run_once
 
