@@ -123,3 +123,11 @@ def test_backend_cuda_without_a_gpu_is_one_line_and_exit_2(child_env, tmp_path):
 def test_backend_neuron_without_a_device_is_one_line_and_exit_2(child_env):
     out = neurontui(child_env, "--backend", "neuron", "--headless", "--duration", "1")
     assert out.returncode == 2 and "--backend neuron: no Neuron device here" in out.stderr, out.stderr
+
+
+def test_weights_that_are_not_a_pytorch_file_are_refused_before_the_start(child_env, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("101 things to try\n")
+    out = neurontui(child_env, "--model", "cnn", "--weights", str(notes), "--headless", "--duration", "1")
+    assert out.returncode == 2 and out.stdout == "", out
+    assert out.stderr.count("\n") == 1 and "notes.txt is not a PyTorch file (torch.save" in out.stderr, out.stderr

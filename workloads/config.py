@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields
 
-from .models import REGISTRY
+from .models import REGISTRY, weights_file_problem
 
 MODELS = ("cnn", "resnet50", "bert", "craft")
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
@@ -100,6 +100,10 @@ class WorkloadConfig:
             problems.append(f"--duration must be positive, got {self.duration}")
         if self.pipeline_cores is not None and self.pipeline_cores < 1:
             problems.append(f"--pipeline-cores must be at least 1, got {self.pipeline_cores}")
+        if self.weights:
+            problem = weights_file_problem(self.weights)
+            if problem:
+                problems.append(problem)
         return problems
 
 

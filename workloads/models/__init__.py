@@ -136,6 +136,32 @@ def _load_failure(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+# torch.save writes a zip archive (torch >= 1.6) or, in the legacy format, a pickle (protocol 2+
+# starts with this opcode byte).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+
+
+def weights_file_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be a torch.save file, judged by its first bytes (torch-free: the parent asks
+    too); None if it may be one. torch's own error for, say, a text file is a bare "101"."""
+    if Path(path).exists() and not Path(path).is_file():  # a directory, or a FIFO that would block the read
+        return f"weights file {path} is not a regular file"
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_ZIP_MAGIC))
+    except FileNotFoundError:
+        return f"weights file {path} not found"
+    except OSError as exc:
+        return f"cannot read weights file {path}: {exc.strerror or exc}"
+    if not head:
+        return f"weights file {path} is empty"
+    if head == _ZIP_MAGIC or head[0] == _PICKLE_PROTO:
+        return None
+    return (f"weights file {path} is not a PyTorch file (torch.save writes a zip archive or a pickle); "
+            "save model.state_dict() with torch.save")
+
+
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a local state dict into `model`, refusing anything that does not fit exactly.
 
@@ -144,8 +170,9 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     import torch
 
     label = type(model).__name__
-    if not Path(path).is_file():
-        raise WeightsError(f"weights file {path} not found")
+    problem = weights_file_problem(path)
+    if problem:
+        raise WeightsError(problem)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
