@@ -239,3 +239,12 @@ def test_overloaded_server_run_reports_queueing_and_exits_cleanly(child_env, tmp
     # by the last window the typical request has waited several service times.
     service = min(w.percentiles["min"] for w in windows)
     assert windows[-1].percentiles["p50"] > 3 * service
+
+
+def test_stdin_at_eof_stops_the_child_saying_so_in_one_line(child_env):
+    from workloads.lifeline import EOF_MESSAGE
+
+    proc = subprocess.run([sys.executable, "-m", "workloads", "--model", "cnn", "--backend", "cpu"],
+                          capture_output=True, text=True, env=child_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert [line for line in proc.stderr.splitlines() if "stdin" in line] == [EOF_MESSAGE], proc.stderr
+    assert "Traceback" not in proc.stderr
