@@ -113,16 +113,39 @@ def _share(part: float, whole: float) -> float:
     return min(max(part / whole, 0.0), 1.0) if whole > 0 else 0.0
 
 
+def descendants(root_pid: int) -> list[int]:
+    """Pids of every descendant of `root_pid`, from Linux's /proc/PID/task/TID/children files: a
+    walk of our own tree only (psutil's children() reads every process on the host: 2 ms a call on
+    a box of 100 processes, 20 on one of 1,000, every sample). Elsewhere, psutil's walk."""
+    if not os.path.exists(f"/proc/{root_pid}/task/{root_pid}/children"):  # its main thread's file
+        try:
+            return [child.pid for child in psutil.Process(root_pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+    found, parents = [], [root_pid]
+    while parents:
+        parent = parents.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:  # ended meanwhile
+            continue
+        for thread in threads:  # each thread lists the children it started
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children") as file:
+                    children = [int(pid) for pid in file.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            parents += children
+    return found
+
+
 def process_tree_times(root_pid: int) -> dict[ProcessKey, tuple[float, list[int] | None]]:
     """CPU seconds (user + system) and allowed vCPUs of `root_pid` and every descendant alive now."""
-    try:
-        root = psutil.Process(root_pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return {}
     times: dict[ProcessKey, tuple[float, list[int] | None]] = {}
-    for process in processes:
+    for pid in [root_pid, *descendants(root_pid)]:
         try:
+            process = psutil.Process(pid)
             with process.oneshot():
                 cpu = process.cpu_times()
                 key = (process.pid, process.create_time())
