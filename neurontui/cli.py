@@ -11,6 +11,8 @@ import sys
 from workloads.config import WorkloadConfig, add_workload_arguments, positive_float
 
 from .args import OneLineParser, monitor_command, monitor_spec, port
+from .backend_presence import requested_backend_problem
+from .sources import requested_source_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,18 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, WorkloadConfig]:
     return args, config
 
 
+def preflight(args: argparse.Namespace, config: WorkloadConfig) -> str | None:
+    """Why this run cannot start as asked, in one line, before anything starts: a recording path we
+    must not write, a source or backend named explicitly but absent (`auto` falls back quietly)."""
+    if args.record:
+        from .sources.recorder import check_recording_path
+
+        if problem := check_recording_path(args.record):
+            return problem
+    return requested_source_problem(args) or (
+        None if args.once or args.no_workload else requested_backend_problem(config.backend))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:
@@ -73,13 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(argv[1:])
     args, config = parse(argv)
-    if args.record:
-        from .sources.recorder import check_recording_path
-
-        problem = check_recording_path(args.record)
-        if problem:
-            print(f"neurontui: {problem}", file=sys.stderr)
-            return 2
+    problem = preflight(args, config)
+    if problem:  # asked for by name and absent or unusable: say so now rather than run without it
+        print(f"neurontui: error: {problem}", file=sys.stderr)
+        return 2
     if args.once:
         from .once import run_once
 

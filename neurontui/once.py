@@ -50,6 +50,7 @@ def run_once(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         reason = health.last_error if health and health.last_error else "no sample arrived"
         print(f"neurontui: no snapshot from {source.name}: {clean_text(reason)}", file=sys.stderr)
         return 1
+    snapshot.errors += [problem for problem in source.unavailable if problem not in snapshot.errors]
     if args.json:
         out.write(json.dumps(snapshot.to_json_dict(), allow_nan=False) + "\n")
     else:

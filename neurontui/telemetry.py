@@ -20,6 +20,8 @@ class Core:
     kind: str  # one of CORE_KINDS
     index: int
     utilization: float | None = None  # 0..1 over the source's period
+    # vCPUs: the part of `utilization` other processes took, not neurontui or its children (host_load.py)
+    others_utilization: float | None = None
     flops: float | None = None  # floating-point operations per second, when the source reports them
     memory_used_bytes: int | None = None  # device memory attributed to this core (NeuronCore, GPU)
     memory_total_bytes: int | None = None

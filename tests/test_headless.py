@@ -86,37 +86,6 @@ def test_export_of_a_short_cpu_run(python, child_env, tmp_path):
     assert "\r" not in out.stderr, "no bar when stderr is not a terminal"
 
 
-def bare_p50(python, child_env, threads):
-    out = subprocess.run([python, str(ROOT / "tests" / "bare_loop.py"), "2", "1", str(threads)],
-                         capture_output=True, text=True,
-                         env=child_env, timeout=120, check=True)
-    return json.loads(out.stdout)["p50"]
-
-
-@pytest.mark.slow
-def test_harness_p50_matches_a_bare_pytorch_loop(python, child_env, tmp_path):
-    """The harness must cost next to nothing: its p50 within 5% of an independent bare loop's.
-
-    The machine is shared with other jobs, and contention only ever makes a run slower, so
-    each side keeps its best p50 over alternating rounds (as timeit keeps the best of
-    repeats) and the test passes as soon as the two bests agree within 5%. A harness that
-    adds 5% or more to every call never gets there. Both sides run one intra-op thread
-    (--cores 1): with two, one busy core stalls every op on its partner and the figures
-    say more about the neighbours than about the harness.
-    """
-    bare, harness = [], []
-    for _ in range(5):
-        bare.append(bare_p50(python, child_env, threads=1))
-        out = run(python, child_env, "--export", tmp_path / "p.json", "--model", "cnn", "--backend", "cpu",
-                  "--batch", 1, "--cores", 1, "--duration", 2, "--monitor", "none")
-        assert out.returncode == 0, out.stderr
-        harness.append(json.loads((tmp_path / "p.json").read_text())["rows"][0]["latency_p50_seconds"])
-        if abs(min(harness) - min(bare)) <= 0.05 * min(bare):
-            return
-    pytest.fail(f"best p50: harness {min(harness):.6f} s vs bare loop {min(bare):.6f} s; "
-                f"rounds: harness {harness}, bare {bare}")
-
-
 @pytest.mark.slow
 def test_sweep_of_eight_configurations(python, child_env, tmp_path):
     target = tmp_path / "sweep.json"
@@ -336,7 +305,7 @@ def test_sweep_skips_what_cannot_run_and_says_why(python, child_env, tmp_path):
     assert [r["status"] for r in rows] == ["ok", "skipped", "skipped", "skipped"]
     assert rows[0]["core_utilization_mean"] is not None
     assert rows[1]["reason"] == "--scenario server needs --qps R with R > 0"  # refused before starting a child
-    assert rows[2]["reason"] == "unsupported: --cuda-graphs needs --backend cuda"  # the child's error event
+    assert rows[2]["reason"] == "--cuda-graphs needs --backend cuda"  # refused before starting a child too
     # nothing of the measured row leaks into the skipped ones
     assert all(r["completed"] == 0 and r["throughput_per_second"] is None and r["windows"] == []
                and r["core_utilization_mean"] is None for r in rows[1:])

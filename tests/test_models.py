@@ -158,6 +158,11 @@ def test_weights_round_trip_through_a_file(tmp_path):
         assert not torch.allclose(spec.build(config)(*inputs), trained(*inputs))
 
 
+def test_weights_in_torch_saves_legacy_format_load(tmp_path, built):
+    torch.save(built["cnn"].state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    load_weights(get_model("cnn").build(small_config("cnn")), tmp_path / "legacy.pt")
+
+
 def test_weights_saved_from_data_parallel_load_without_the_module_prefix(tmp_path, built):
     state = {"module." + k: v for k, v in built["craft"].state_dict().items()}
     torch.save(state, tmp_path / "craft.pth")
@@ -191,9 +196,15 @@ def test_weights_files_that_are_not_state_dicts_are_refused(tmp_path, built):
     torch.save({"epoch": 3, "state_dict": built["cnn"].state_dict()}, tmp_path / "checkpoint.pt")
     with pytest.raises(WeightsError, match="not a plain state dict: 'epoch' holds a int"):
         load_weights(built["cnn"], tmp_path / "checkpoint.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    (tmp_path / "notes.txt").write_text("101 things to try\n")  # torch itself says only "101"
+    with pytest.raises(WeightsError, match=r"notes.txt is not a PyTorch file \(torch.save"):
+        load_weights(built["cnn"], tmp_path / "notes.txt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(WeightsError, match="empty.pt is empty"):
+        load_weights(built["cnn"], tmp_path / "empty.pt")
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 cut short")  # looks like torch.save's zip, is not
     with pytest.raises(WeightsError, match="cannot read weights file"):
-        load_weights(built["cnn"], tmp_path / "junk.pt")
+        load_weights(built["cnn"], tmp_path / "cut.pt")
     with pytest.raises(WeightsError, match="not found"):
         get_model("cnn").build(small_config("cnn", weights=str(tmp_path / "absent.pt")))
 
@@ -214,6 +225,12 @@ def test_craft_image_size_must_be_a_multiple_of_32(size):
 def test_bert_sequence_longer_than_its_position_table_is_refused():
     with pytest.raises(ValueError, match="between 1 and 512"):
         get_model("bert").example_inputs(1, small_config("bert", seq_len=513))
+
+
+def test_the_registry_limit_is_berts_position_table():
+    from workloads.models.bert import BertConfig
+
+    assert get_model("bert").max_seq_len == BertConfig.max_position_embeddings
 
 
 def test_default_sizes_are_the_reference_inputs():

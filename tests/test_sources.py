@@ -227,6 +227,7 @@ def test_replay_a_pretty_printed_report_then_finish():
     assert len(snapshots) == 1 and snapshots[0].source == "replay"
     assert snapshots[0].cores_of("neuroncore")[6].utilization == pytest.approx(0.414)
     assert abs(snapshots[0].time - time.time()) < 5  # played now, not when captured
+    assert events(store, "info")[-1] == f"replay of {TRN1N} finished after 1 report (--loop plays it again)"
 
 
 def test_replay_paces_reports_by_their_period(tmp_path):

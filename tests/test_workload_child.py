@@ -181,8 +181,8 @@ def test_weights_that_do_not_fit_are_one_error(child_env, tmp_path):
 
 def test_cuda_only_option_on_cpu_is_refused(child_env, tmp_path):
     code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--cuda-graphs"], child_env, tmp_path)
-    error = events[-1]
-    assert code == 1 and error.kind == "unsupported" and "--backend cuda" in error.message
+    error = events[-1]  # the rule the parent checks first (WorkloadConfig.validate), so a usage error
+    assert code == 2 and error.kind == "usage" and "--cuda-graphs needs --backend cuda" in error.message
 
 
 @pytest.mark.slow
@@ -239,3 +239,12 @@ def test_overloaded_server_run_reports_queueing_and_exits_cleanly(child_env, tmp
     # by the last window the typical request has waited several service times.
     service = min(w.percentiles["min"] for w in windows)
     assert windows[-1].percentiles["p50"] > 3 * service
+
+
+def test_stdin_at_eof_stops_the_child_saying_so_in_one_line(child_env):
+    from workloads.lifeline import EOF_MESSAGE
+
+    proc = subprocess.run([sys.executable, "-m", "workloads", "--model", "cnn", "--backend", "cpu"],
+                          capture_output=True, text=True, env=child_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert [line for line in proc.stderr.splitlines() if "stdin" in line] == [EOF_MESSAGE], proc.stderr
+    assert "Traceback" not in proc.stderr

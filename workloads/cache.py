@@ -148,7 +148,8 @@ def trace_module(model: Any, inputs: tuple, tracer: Callable | None = None, **kw
         return traced
     del traced
     try:
-        with torch.no_grad():
+        # quiet_jit: the Neuron compilers call torch.jit.trace themselves, a deliberate use of it
+        with torch.no_grad(), quiet_jit():
             return tracer(model, inputs, **kwargs)
     except Exception as exc:  # noqa: BLE001
         name = f"{getattr(tracer, '__module__', '') or ''}.{getattr(tracer, '__name__', 'trace')}".lstrip(".")

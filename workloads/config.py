@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields
 
-from .models import REGISTRY
+from .models import REGISTRY, weights_file_problem
 
 MODELS = tuple(REGISTRY)  # the registry is the one list of models
 BACKENDS = ("auto", "cpu", "cuda", "neuron")
@@ -70,6 +70,24 @@ class WorkloadConfig:
         problems = self.value_problems()
         if self.scenario == "server" and not (self.qps and self.qps > 0):
             problems.append("--scenario server needs --qps R with R > 0")
+        return problems + self.combination_problems()
+
+    def combination_problems(self) -> list[str]:
+        """Flags the child would refuse together, refused by the parent first with the same words
+        (the child still checks what only it can know, e.g. which backend `auto` became)."""
+        problems = []
+        spec = REGISTRY.get(self.model)
+        if spec is not None:
+            problems += spec.size_problems(self)
+            if self.channels_last and not spec.convolutional:
+                problems.append(f"--channels-last is for convolutional models; {self.model} is not one")
+        if self.cuda_graphs and self.backend in ("cpu", "neuron"):
+            problems.append("--cuda-graphs needs --backend cuda")
+        elif self.cuda_graphs and self.mode == "pipeline":
+            problems.append("--cuda-graphs captures one forward; use it with single or dp")
+        if self.backend == "neuron" and self.precision != "fp32":
+            problems.append(f"--precision {self.precision} on Neuron: compile fp32; "
+                            "the Neuron compiler casts matrix math itself")
         return problems
 
     def value_problems(self) -> list[str]:
@@ -88,6 +106,10 @@ class WorkloadConfig:
             problems.append(f"--duration must be positive, got {self.duration}")
         if self.pipeline_cores is not None and self.pipeline_cores < 1:
             problems.append(f"--pipeline-cores must be at least 1, got {self.pipeline_cores}")
+        if self.weights:
+            problem = weights_file_problem(self.weights)
+            if problem:
+                problems.append(problem)
         return problems
 
 

@@ -18,6 +18,8 @@ from typing import Callable
 
 PR_SET_PDEATHSIG = 1
 COMMANDS = ("pause", "resume", "stop")
+EOF_MESSAGE = ("workloads: stdin reached its end (the parent closed it or is gone), stopping; "
+               "run alone, keep stdin open (e.g. `sleep infinity | python -m workloads ...`)")
 
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
@@ -46,7 +48,9 @@ def watch_parent(on_command: Callable[[str], None], expected_parent: int | None 
             command = raw.strip()
             if command in COMMANDS:
                 on_command(command)
-        # EOF: the parent closed the pipe or died. Exit without waiting on worker threads.
+        # EOF: the parent closed the pipe or died. Exit without waiting on worker threads, and say
+        # why, so whoever ran the child alone (`python -m workloads ... </dev/null`) is not left guessing.
+        print(EOF_MESSAGE, file=sys.stderr, flush=True)
         on_command("stop")
         killer = threading.Timer(2.0, os._exit, args=(4,))
         killer.daemon = True

@@ -7,6 +7,7 @@ this package, must start fast.
 from __future__ import annotations
 
 import glob
+import os
 import shlex
 import shutil
 from argparse import Namespace
@@ -46,6 +47,36 @@ def open_source(args: Namespace, store: Store) -> Source | None:
     from .host import HostSource
 
     return HostSource(store, interval=getattr(args, "interval", 1.0), recorder=recorder)
+
+
+def requested_source_problem(args: Namespace) -> str | None:
+    """Why the source the user asked for by name cannot start here, in one line; None when it can
+    (or when `auto` will fall back quietly). Checked before anything starts: exit status 2."""
+    spec = getattr(args, "monitor", "auto") or "auto"
+    if spec.startswith("replay:"):
+        path = spec[len("replay:"):]
+        if not os.path.exists(path):
+            return f"cannot replay {path}: no such file"
+        if os.path.isdir(path):
+            return f"cannot replay {path}: it is a directory"
+        if not os.access(path, os.R_OK):
+            return f"cannot replay {path}: not readable"
+        return None
+    monitor_cmd = getattr(args, "monitor_cmd", None)
+    if spec not in ("neuron", "auto") or (spec == "auto" and not monitor_cmd):
+        return None
+    if monitor_cmd:
+        program = shlex.split(monitor_cmd)[0]
+        if shutil.which(program) is None:
+            return f"cannot run {program} (--monitor-cmd): not found on PATH or not executable"
+        return None
+    if shutil.which(NEURON_MONITOR) is None:
+        return (f"--monitor neuron: {NEURON_MONITOR} is not on PATH (it comes with AWS's Neuron tools; "
+                "--monitor-cmd CMD runs another command)")
+    config = getattr(args, "monitor_config", None)
+    if config and not os.access(config, os.R_OK):
+        return f"--monitor-config {config}: no readable file there"
+    return None
 
 
 def neuron_host() -> bool:

@@ -27,6 +27,7 @@ class Source:
         self.store = store
         self.recorder = recorder
         self.finished = threading.Event()  # set when a finite source (a replay) has played everything
+        self.unavailable: list[str] = []  # what it cannot read at all, "<group>: <why>" (--once --json reports it)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors_logged: set[str] = set()

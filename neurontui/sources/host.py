@@ -5,19 +5,21 @@ absent, said once in the event log.
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any
 
 import psutil
 
+from ..host_load import HostLoadMeter, vcpu_times
 from ..store import Store
 from ..telemetry import Core, Snapshot
 from .base import Source
 from .recorder import Recorder
 
 SOURCE = "host"
-FIRST_SAMPLE_SECONDS = 0.5  # CPU percentages need an interval; do not make --once wait a full period
+FIRST_SAMPLE_SECONDS = 0.5  # CPU shares need an interval; do not make --once wait a full period
 
 
 class HostSource(Source):
@@ -27,12 +29,14 @@ class HostSource(Source):
         super().__init__(store, recorder)
         self.interval = interval
         self.gpus = Gpus()
+        self.unavailable = [f"gpu: {self.gpus.problem}"] if self.gpus.problem else []
         self.hostname = socket.gethostname()
+        self.meter = HostLoadMeter(os.getpid())
 
     def run(self) -> None:
         if self.gpus.problem:
             self.store.log("info", self.name, f"no NVIDIA GPU telemetry: {self.gpus.problem}")
-        psutil.cpu_times_percent(percpu=True)  # start the first measuring interval
+        self.begin()
         self.store.source_up(self.name)
         wait = min(self.interval, FIRST_SAMPLE_SECONDS)
         try:
@@ -42,17 +46,24 @@ class HostSource(Source):
         finally:
             self.gpus.close()
 
+    def begin(self) -> None:
+        """Take the first CPU reading: each sample covers the time since the previous one."""
+        self.meter = HostLoadMeter(os.getpid())
+
     def sample(self) -> Snapshot:
         snap = Snapshot(time=time.time(), source=self.name, instance={"instance_name": self.hostname})
-        per_cpu = psutil.cpu_times_percent(percpu=True)
-        for index, times in enumerate(per_cpu):
-            # busy = everything but idle, as neuron-monitor counts it (io_wait included)
-            snap.cores.append(Core("vcpu", index, utilization=_ratio(100.0 - times.idle)))
-        snap.vcpu_count = len(per_cpu)
-        if per_cpu:
-            snap.vcpu_user_ratio = _ratio(sum(t.user + getattr(t, "nice", 0.0) for t in per_cpu) / len(per_cpu))
-            snap.vcpu_system_ratio = _ratio(sum(t.system + getattr(t, "iowait", 0.0) + getattr(t, "irq", 0.0)
-                                                + getattr(t, "softirq", 0.0) for t in per_cpu) / len(per_cpu))
+        self.meter.sample()
+        load = self.meter.last
+        for index, (busy, others) in enumerate(zip(load.per_vcpu_busy, load.per_vcpu_others)):
+            snap.cores.append(Core("vcpu", index, utilization=busy, others_utilization=others))
+        before, after = self.meter.readings
+        snap.vcpu_count = len(after)
+        total = sum(v.total for v in vcpu_times(before, after))
+        if after and total > 0:
+            user = sum(_delta(b, a, "user", "nice") for b, a in zip(before, after))
+            system = sum(_delta(b, a, "system", "iowait", "irq", "softirq") for b, a in zip(before, after))
+            snap.vcpu_user_ratio = min(user / total, 1.0)
+            snap.vcpu_system_ratio = min(system / total, 1.0)
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()
         snap.memory.host_total_bytes = memory.total
@@ -127,6 +138,11 @@ class Gpus:
                 pass
             self._nvml = None
             self._handles = []
+
+
+def _delta(before: object, after: object, *names: str) -> float:
+    """Seconds spent in the named psutil.cpu_times fields between two readings of one vCPU."""
+    return max(sum(getattr(after, n, 0.0) - getattr(before, n, 0.0) for n in names), 0.0)
 
 
 def _ratio(percent: float) -> float:

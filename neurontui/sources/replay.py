@@ -56,7 +56,7 @@ class ReplaySource(Source):
             self.store.source_down(self.name, f"cannot replay {self.path}: {exc.strerror or exc}", restarting=False)
         finally:
             if not self.stopping:
-                self.store.log("info", self.name, f"replay of {self.path} finished after {self.played} samples")
+                self.store.log("info", self.name, finished_message(self.path, self.played, self.loop))
             self.finished.set()
 
     def play_file(self, first_pass: bool) -> None:
@@ -167,6 +167,12 @@ class ReplaySource(Source):
                 yield entry
             else:
                 self.store.bad_line(self.name, line, "not a JSON object")
+
+
+def finished_message(path: str, played: int, loop: bool) -> str:
+    """The line that says a replay reached its end (headless prints it: the run ends with it)."""
+    noun = "report" if played == 1 else "reports"
+    return f"replay of {path} finished after {played} {noun}" + ("" if loop else " (--loop plays it again)")
 
 
 def _text(raw: bytes) -> str:

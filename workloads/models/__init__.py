@@ -38,6 +38,23 @@ class ModelSpec:
     # The size settings this model reads from WorkloadConfig, at their defaults (not hashed: a dict).
     defaults: dict = field(compare=False)
     module: str  # implementation module with build() and example_inputs(batch, config)
+    # Input sizes the model can take, checked by size_problems() in the parent and the child alike.
+    max_seq_len: int | None = None  # tokens: the length of the position table
+    image_size_multiple: int | None = None  # pixels per side: the stride the decoder must line up with
+
+    def size_problems(self, config: WorkloadConfig) -> list[str]:
+        """The input sizes in `config` this model cannot take, one line each."""
+        problems = []
+        seq_len = config.seq_len or self.defaults.get("seq_len")
+        if self.max_seq_len is not None and seq_len is not None and not 1 <= seq_len <= self.max_seq_len:
+            problems.append(f"--seq-len must be between 1 and {self.max_seq_len} for {self.name} "
+                            f"(its position table), got {seq_len}")
+        size, multiple = config.image_size or self.defaults.get("image_size"), self.image_size_multiple
+        if multiple is not None and size is not None and (size < multiple or size % multiple):
+            problems.append(f"--image-size must be a positive multiple of {multiple} for {self.name} "
+                            f"(the backbone halves it 4 times and the decoder must line up), got {size}; "
+                            f"try {max(multiple, round(size / multiple) * multiple)}")
+        return problems
 
     def build(self, config: WorkloadConfig) -> torch.nn.Module:
         """The model in eval mode with seeded random weights, or config.weights if set."""
@@ -72,10 +89,10 @@ REGISTRY: dict[str, ModelSpec] = {
                   "workloads.models.resnet50"),
         ModelSpec("bert", "BERT-base, sequence classification", 108_311_810, False,
                   "int64 input_ids, attention_mask, token_type_ids [B,seq_len]",
-                  {"seq_len": 128}, "workloads.models.bert"),
+                  {"seq_len": 128}, "workloads.models.bert", max_seq_len=512),
         ModelSpec("craft", "CRAFT text detector, large images", 20_770_466, True,
                   "float [B,3,image_size,image_size], image_size a multiple of 32",
-                  {"image_size": 800}, "workloads.models.craft"),
+                  {"image_size": 800}, "workloads.models.craft", image_size_multiple=32),
     )
 }
 
@@ -126,6 +143,32 @@ def _load_failure(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+# torch.save writes a zip archive (torch >= 1.6) or, in the legacy format, a pickle (protocol 2+
+# starts with this opcode byte).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+
+
+def weights_file_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be a torch.save file, judged by its first bytes (torch-free: the parent asks
+    too); None if it may be one. torch's own error for, say, a text file is a bare "101"."""
+    if Path(path).exists() and not Path(path).is_file():  # a directory, or a FIFO that would block the read
+        return f"weights file {path} is not a regular file"
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_ZIP_MAGIC))
+    except FileNotFoundError:
+        return f"weights file {path} not found"
+    except OSError as exc:
+        return f"cannot read weights file {path}: {exc.strerror or exc}"
+    if not head:
+        return f"weights file {path} is empty"
+    if head == _ZIP_MAGIC or head[0] == _PICKLE_PROTO:
+        return None
+    return (f"weights file {path} is not a PyTorch file (torch.save writes a zip archive or a pickle); "
+            "save model.state_dict() with torch.save")
+
+
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a local state dict into `model`, refusing anything that does not fit exactly.
 
@@ -134,8 +177,9 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     import torch
 
     label = type(model).__name__
-    if not Path(path).is_file():
-        raise WeightsError(f"weights file {path} not found")
+    problem = weights_file_problem(path)
+    if problem:
+        raise WeightsError(problem)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import get_model
+
 
 # torch >= 2.0 has scaled_dot_product_attention, which dispatches to fused (flash / memory-efficient)
 # kernels on CUDA: the explicit matmul-softmax-matmul reached only 0.65x the reference's bf16 big-batch
@@ -202,11 +204,10 @@ def init_weights(module: nn.Module, std: float) -> None:
 
 
 def seq_len_of(config) -> int:
-    seq_len = config.seq_len or DEFAULT_SEQ_LEN
-    limit = BertConfig.max_position_embeddings
-    if not 1 <= seq_len <= limit:
-        raise ValueError(f"--seq-len must be between 1 and {limit} (BERT's position table), got {seq_len}")
-    return seq_len
+    problems = get_model("bert").size_problems(config)  # the rule the parent checks too
+    if problems:
+        raise ValueError(problems[0])
+    return config.seq_len or DEFAULT_SEQ_LEN
 
 
 def build(config) -> nn.Module:

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from . import get_model
+
 DEFAULT_IMAGE_SIZE = 800
-SIZE_MULTIPLE = 32
 # Where the original splits torchvision's vgg16_bn().features: outputs at 1/2, 1/4, 1/8, 1/16 scale.
 VGG_SLICES = ((0, 12), (12, 19), (19, 29), (29, 39))
 
@@ -86,12 +87,10 @@ class CRAFT(nn.Module):
 
 
 def image_size_of(config) -> int:
-    size = config.image_size or DEFAULT_IMAGE_SIZE
-    if size % SIZE_MULTIPLE:
-        raise ValueError(f"craft --image-size must be a multiple of {SIZE_MULTIPLE} "
-                         f"(the backbone halves it 4 times and the decoder must line up), got {size}; "
-                         f"try {max(SIZE_MULTIPLE, round(size / SIZE_MULTIPLE) * SIZE_MULTIPLE)}")
-    return size
+    problems = get_model("craft").size_problems(config)  # the rule the parent checks too
+    if problems:
+        raise ValueError(problems[0])
+    return config.image_size or DEFAULT_IMAGE_SIZE
 
 
 def build(config) -> nn.Module:

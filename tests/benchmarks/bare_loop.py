@@ -1,6 +1,6 @@
 """An independent timing of the cnn on CPU: a bare PyTorch loop, no neurontui, no workloads package.
 
-Run as a script by test_headless.py to check that the harness costs next to nothing. It does
+Run as a script by bench_harness.py to check that the harness costs next to nothing. It does
 what the workload child does to the model (trace under no_grad, run under inference_mode on
 every visible CPU's thread) and nothing else: warm up, then time each call with perf_counter.
 Usage: bare_loop.py SECONDS WARMUP [THREADS]. Prints {"p50": seconds, "calls": n, "throughput": calls per second} on stdout.
