@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except WorkloadFailure as exc:
         interruptible[0] = False
-        return fail(emit, exc.kind, exc.message)
+        return fail(emit, exc.kind, exc.message, code=2 if exc.kind == "usage" else 1)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent gets one error event
         interruptible[0] = False
         kind, message = classify(exc)
@@ -100,6 +100,9 @@ def run(config: WorkloadConfig, emit: Emitter, control: Control):
     backend = backends.resolve(config.backend)
     emit(Hello(pid=os.getpid(), model=config.model, backend=backend, mode=config.mode, batch=config.batch,
                concurrency=config.concurrency, scenario=config.scenario, precision=config.precision))
+    problem = backends.copies_problem(backend, spec, config)
+    if problem:
+        raise WorkloadFailure("usage", problem)
     emit(Phase(phase="building", progress=0.0, detail=f"{config.model}: {spec.input_description}"))
     ctx = backends.Context(config=config, spec=spec, emit=emit, cache_dir=private_dir(config.cache_dir))
     model = spec.build(config)

@@ -12,6 +12,11 @@ does), so `completed` and throughput are in samples. Warm-up is run but never re
 Torch-free: backends hand over plain callables ("replicas") that run k merged requests
 synchronously, device work included.
 
+With --copies each copy is a replica, and the load is spread over them: each driver owns its
+share of the replicas and cycles through it. With variable-length input (Load.buckets) a
+replica returns (bucket index, real tokens, pad tokens) for the request it ran, and windows
+count samples, latencies and tokens per bucket.
+
 The hot path matters: at ~0.28 ms per cnn call, every microsecond here is 0.4% of the
 result, so single-stream at concurrency 1 runs a bare loop (two clock reads, one
 histogram record, one flag test per call) and no thread, lock or JSON per call.
@@ -75,6 +80,8 @@ class Load:
     """What a backend hands the load generator."""
     replicas: list[Replica]
     slots: list[int] | None = None  # per replica, the index it counts under in per_core_completed
+    copies: list[int] | None = None  # per replica, the copy it runs (--copies); None: no per-copy counts
+    buckets: list[int] | None = None  # variable-length input: replicas return (bucket, real, pad tokens)
     max_merge: int = 1  # dynamic batching: at most this many queued requests run as one batch
     thread_context: Callable[[], AbstractContextManager] = nullcontext  # entered once per load thread
 
@@ -85,6 +92,10 @@ class Load:
     @property
     def slot_count(self) -> int:
         return max(self.slots) + 1
+
+    @property
+    def copy_count(self) -> int:
+        return max(self.copies) + 1 if self.copies else 0
 
 
 @dataclass
@@ -104,6 +115,47 @@ def is_stable(throughputs: list[float], windows: int = STABLE_WINDOWS, tolerance
     return mean > 0 and all(abs(x - mean) <= tolerance * mean for x in last)
 
 
+class _Tally:
+    """One window's completions: the latency histogram, per slot, per copy and per bucket."""
+
+    def __init__(self, load: Load, batch: int) -> None:
+        self.load, self.batch = load, batch
+        self.hist = LatencyHistogram()
+        self.per_slot = [0] * load.slot_count
+        self.per_copy = [0] * load.copy_count
+        self.per_copy_seconds = [0.0] * load.copy_count
+        buckets = len(load.buckets or ())
+        self.bucket_hists = [LatencyHistogram() for _ in range(buckets)]
+        self.real_tokens = self.pad_tokens = 0
+
+    def record(self, index: int, latency: float, tag: object) -> None:
+        """A request that replica `index` completed in `latency` seconds; `tag` is what it returned."""
+        batch, load = self.batch, self.load
+        self.hist.record(latency, batch)
+        self.per_slot[load.slots[index]] += batch
+        if load.copies:
+            copy = load.copies[index]
+            self.per_copy[copy] += batch
+            self.per_copy_seconds[copy] += latency * batch
+        if load.buckets:
+            bucket, real, pad = tag  # type: ignore[misc]
+            self.bucket_hists[bucket].record(latency, batch)
+            self.real_tokens += real
+            self.pad_tokens += pad
+
+    def fields(self) -> dict:
+        """The window fields beyond the histogram and per_core_completed."""
+        extra: dict = {}
+        if self.load.copies:
+            extra.update(per_copy_completed=self.per_copy, per_copy_latency_seconds=self.per_copy_seconds)
+        if self.load.buckets:
+            extra.update(bucket_completed=[h.count for h in self.bucket_hists],
+                         bucket_latency=[h.to_dict() for h in self.bucket_hists],
+                         real_tokens=self.real_tokens, pad_tokens=self.pad_tokens,
+                         padding_ratio=self.pad_tokens / self.real_tokens if self.real_tokens else None)
+        return extra
+
+
 class _Windows:
     """Turns recorded latencies into `window` events and decides when the run ends."""
 
@@ -116,10 +168,13 @@ class _Windows:
         # Window times are wall-clock seconds, derived from the monotonic clock so they never jump.
         self._wall_offset = time.time() - clock()
 
-    def flush(self, start: float, end: float, hist: LatencyHistogram, per_slot: list[int]) -> str | None:
+    def flush(self, start: float, end: float, hist: LatencyHistogram, per_slot: list[int],
+              extra: dict | None = None) -> str | None:
         """Emit one window; return a reason to stop ('duration', 'stable') or None."""
         offset = self._wall_offset
         window = Window.from_histogram(start + offset, end + offset, hist, 0, per_slot)
+        for name, value in (extra or {}).items():
+            setattr(window, name, value)
         self.emit(window)
         self.outcome.completed += window.completed
         self.outcome.throughputs.append(window.throughput)
@@ -144,7 +199,8 @@ def run(load: Load, config: WorkloadConfig, emit: Callable, control: Control) ->
     """Warm up, then measure until --duration, --until-stable or a stop command."""
     control.in_load = True
     try:
-        if config.scenario == "single-stream" and config.concurrency == 1 and len(load.replicas) == 1:
+        if (config.scenario == "single-stream" and config.concurrency == 1 and len(load.replicas) == 1
+                and not load.buckets):
             return _run_direct(load, config, emit, control)
         return _run_pooled(load, config, emit, control)
     finally:
@@ -177,7 +233,8 @@ def _run_direct(load: Load, config: WorkloadConfig, emit: Callable, control: Con
                 call(1)
                 t1 = clock()
                 record(t1 - t0, batch)
-            reason = windows.flush(start, clock(), hist, [hist.count])
+            per_copy = {"per_copy_completed": [hist.count], "per_copy_latency_seconds": [hist.total]}
+            reason = windows.flush(start, clock(), hist, [hist.count], per_copy if load.copies else None)
             if control.paused and not control.stopping:
                 control.wait_resumed()
     windows.outcome.reason = reason or "stopped"
@@ -201,13 +258,14 @@ class BatchingPool:
 
     def __init__(self, load: Load, dispatch: bool = True) -> None:
         self.load = load
-        self.results: collections.deque[tuple[int, float]] = collections.deque()  # (slot, latency)
+        # (replica index, latency, what the replica returned)
+        self.results: collections.deque[tuple[int, float, object]] = collections.deque()
         self.failure: BaseException | None = None
         self._closing = False
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._dispatch, args=(replica, slot), daemon=True,
+        self._threads = [threading.Thread(target=self._dispatch, args=(replica, i), daemon=True,
                                           name=f"replica-{i}")
-                         for i, (replica, slot) in enumerate(zip(load.replicas, load.slots))] if dispatch else []
+                         for i, replica in enumerate(load.replicas)] if dispatch else []
         for thread in self._threads:
             thread.start()
 
@@ -229,7 +287,7 @@ class BatchingPool:
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def _dispatch(self, replica: Replica, slot: int) -> None:
+    def _dispatch(self, replica: Replica, index: int) -> None:
         get, get_nowait, max_merge = self._queue.get, self._queue.get_nowait, self.load.max_merge
         with self.load.thread_context():
             while True:
@@ -247,7 +305,7 @@ class BatchingPool:
                         break
                     batch.append(more)
                 try:
-                    replica(len(batch))
+                    tag = replica(len(batch))
                 except BaseException as exc:  # noqa: BLE001 - reported by the main thread as one error event
                     self.failure = exc
                     for request in batch:
@@ -257,7 +315,7 @@ class BatchingPool:
                 done = clock()
                 append = self.results.append
                 for request in batch:
-                    append((slot, done - request.issued))
+                    append((index, done - request.issued, tag))
                     if request.waiter:
                         request.waiter.set()
 
@@ -274,8 +332,11 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     if config.scenario == "server":
         drivers = [threading.Thread(target=_poisson_arrivals, args=(pool, config.qps, control, halt), daemon=True)]
     elif owned:
-        drivers = [threading.Thread(target=_owned_loop, args=(pool, i, control, halt), daemon=True)
-                   for i in range(in_flight)]
+        # Copies share the load (each driver cycles through its own share of them); other replicas
+        # (cores, streams) serve one driver each, so fewer requests than replicas leave some idle.
+        shares = [list(range(i, len(load.replicas), in_flight)) if load.copies else [i] for i in range(in_flight)]
+        drivers = [threading.Thread(target=_owned_loop, args=(pool, share, control, halt), daemon=True)
+                   for share in shares]
     else:
         drivers = [threading.Thread(target=_closed_loop, args=(pool, control, halt), daemon=True)
                    for _ in range(in_flight)]
@@ -289,7 +350,7 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
         warm_until = clock() + config.warmup
         while not control.stopping and pool.failure is None and (clock() < warm_until or not pool.results):
             control.sleep(min(0.05, max(0.001, warm_until - clock())))
-        _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch)
+        _drain(pool, _Tally(load, batch))
         emit(Phase(phase="running", progress=0.0))
         reason = None
         while reason is None and not control.stopping and pool.failure is None:
@@ -297,12 +358,12 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
             end = windows.window_end(start)
             while clock() < end and not control.interrupt and pool.failure is None:
                 control.sleep(end - clock())
-            hist, per_slot = LatencyHistogram(), [0] * windows.slot_count
-            _drain(pool, hist, per_slot, batch)
-            reason = windows.flush(start, clock(), hist, per_slot)
+            tally = _Tally(load, batch)
+            _drain(pool, tally)
+            reason = windows.flush(start, clock(), tally.hist, tally.per_slot, tally.fields())
             if control.paused and not control.stopping:
                 control.wait_resumed()
-                _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch)  # finished while paused
+                _drain(pool, _Tally(load, batch))  # finished while paused
     finally:
         halt.set()
         pool.close()
@@ -314,15 +375,14 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     return windows.outcome
 
 
-def _drain(pool: BatchingPool, hist: LatencyHistogram, per_slot: list[int], batch: int) -> None:
-    results = pool.results
+def _drain(pool: BatchingPool, tally: _Tally) -> None:
+    results, record = pool.results, tally.record
     while True:
         try:
-            slot, latency = results.popleft()
+            index, latency, tag = results.popleft()
         except IndexError:
             return
-        hist.record(latency, batch)
-        per_slot[slot] += batch
+        record(index, latency, tag)
 
 
 def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) -> None:
@@ -336,20 +396,24 @@ def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) ->
         done.wait()
 
 
-def _owned_loop(pool: BatchingPool, index: int, control: Control, halt: threading.Event) -> None:
-    replica, slot, append = pool.load.replicas[index], pool.load.slots[index], pool.results.append
+def _owned_loop(pool: BatchingPool, owned: list[int], control: Control, halt: threading.Event) -> None:
+    """Drive the replicas in `owned` (this driver's share, never another's) one after another."""
+    replicas, append = pool.load.replicas, pool.results.append
+    turn = 0
     with pool.load.thread_context():
         while not halt.is_set() and not control.stopping and pool.failure is None:
             if control.paused:
                 control.wait_resumed()
                 continue
+            index = owned[turn]
+            turn = turn + 1 if turn + 1 < len(owned) else 0
             issued = clock()
             try:
-                replica(1)
+                tag = replicas[index](1)
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread as one error event
                 pool.failure = exc
                 return
-            append((slot, clock() - issued))
+            append((index, clock() - issued, tag))
 
 
 def _poisson_arrivals(pool: BatchingPool, qps: float, control: Control, halt: threading.Event) -> None:
