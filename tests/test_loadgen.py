@@ -141,3 +141,15 @@ def test_variable_length_windows_count_samples_latency_and_tokens_per_bucket():
     assert all(hist["count"] == n for w in windows for hist, n in zip(w.bucket_latency, w.bucket_completed))
     # Every request fills its bucket: real plus pad tokens are the bucket's length, per request of 2 samples.
     assert sum(w.real_tokens + w.pad_tokens for w in windows) == 16 * short // 2 + 64 * long // 2
+
+
+def test_every_copy_is_warmed_up_before_measuring_even_with_no_warmup_seconds():
+    calls = [[] for _ in range(5)]
+    load = Load([sleeper(0.001, calls[i]) for i in range(5)], slots=[0] * 5, copies=list(range(5)))
+    at_start = []
+
+    def emit(event):
+        if isinstance(event, Phase) and event.phase == "running" and not at_start:
+            at_start.extend(len(c) for c in calls)
+    run(load, WorkloadConfig(warmup=0.0, window=0.1, duration=0.2), emit, Control())
+    assert min(at_start) >= 2  # each copy ran its profiling and its first optimized call unmeasured

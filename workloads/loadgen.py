@@ -37,6 +37,7 @@ from .protocol import LatencyHistogram, Phase, Window
 
 Replica = Callable[[int], object]  # runs k merged requests (k x batch samples), returns when done
 STABLE_WINDOWS = 3
+WARM_CALLS_PER_COPY = 2  # TorchScript's profiling executor runs a module once to profile, then optimizes
 STABLE_TOLERANCE = 0.10
 clock = time.perf_counter
 
@@ -346,10 +347,17 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     for driver in drivers:
         driver.start()
     try:
-        # Warm-up: at least one completed request, and --warmup seconds.
+        # Warm-up: --warmup seconds and at least one completed request; with copies under a closed
+        # loop (which reaches every copy), WARM_CALLS_PER_COPY each, since every loaded copy pays its
+        # own first calls (TorchScript optimizes per module). Poisson arrivals may starve a copy: not there.
         warm_until = clock() + config.warmup
-        while not control.stopping and pool.failure is None and (clock() < warm_until or not pool.results):
+        warm = _Tally(load, batch)
+        warm_each_copy = bool(load.copies) and config.scenario != "server"
+        while not control.stopping and pool.failure is None and (
+                clock() < warm_until or not warm.hist.count
+                or warm_each_copy and min(warm.per_copy) < WARM_CALLS_PER_COPY * batch):
             control.sleep(min(0.05, max(0.001, warm_until - clock())))
+            _drain(pool, warm)
         _drain(pool, _Tally(load, batch))
         emit(Phase(phase="running", progress=0.0))
         reason = None
