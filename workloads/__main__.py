@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from .config import WorkloadConfig, add_workload_arguments
+from .copies import is_out_of_memory
 from .emit import Emitter
 from .errors import WorkloadFailure, one_line
 from .lifeline import watch_parent
@@ -124,7 +125,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     name = type(exc).__name__
     if name == "WeightsError":
         return "weights", one_line(exc)
-    if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return "oom", f"out of memory: {one_line(exc)} (lower --batch or --concurrency)"
     if isinstance(exc, KeyError) and "unknown model" in str(exc):
         return "model", str(exc.args[0])

@@ -123,8 +123,13 @@ def load_copies(load_one: Callable[[int], Any], requested: int | None, *,
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """torch's OutOfMemoryError (CUDA), Python's MemoryError, or a runtime saying so in words."""
-    return (type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError)
-            or "out of memory" in str(exc).lower())
+    return isinstance(exc, MemoryError) or out_of_memory_text(f"{type(exc).__name__}: {exc}")
+
+
+def out_of_memory_text(text: str) -> bool:
+    """The same rule on "TypeName: message" text (how a dp worker reports a failed load)."""
+    name = text.split(":", 1)[0]
+    return name in ("OutOfMemoryError", "MemoryError") or "out of memory" in text.lower()
 
 
 def _next_fits(result: LoadedCopies, free_bytes: int | None, total: int | None) -> bool:

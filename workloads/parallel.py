@@ -160,8 +160,8 @@ class _Workers:
         self.processes.append(process)
         return process
 
-    def wait_ready(self, conn: Any, process: Any, what: str) -> Any:
-        """The worker's first reply (its start-up seconds, and for dp workers their resident bytes)."""
+    def wait_ready(self, conn: Any, process: Any, what: str) -> tuple:
+        """The worker's first reply: ("ready", seconds) from a stage, ("ready", seconds, resident bytes) from dp."""
         if not conn.poll(WORKER_START_SECONDS):
             raise WorkloadFailure("worker", f"{what} did not start within {WORKER_START_SECONDS} s")
         try:
@@ -170,7 +170,7 @@ class _Workers:
             process.join(1)
             raise WorkloadFailure("worker", f"{what} (pid {process.pid}) died while starting, "
                                             f"exit code {process.exitcode}") from None
-        return reply[1:] if len(reply) > 2 else reply[1]
+        return reply
 
     def close(self) -> None:
         for conn in self.conns:
@@ -188,6 +188,7 @@ class _Workers:
 def prepare_cpu(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int, pool: Any = None) -> Any:
     from .backends import Prepared
     from .backends.common import bucket_fields, cached_trace, cpu_name, visible_cpus
+    from .copies import parse_copies
 
     config = ctx.config
     cpus = visible_cpus()
@@ -196,6 +197,8 @@ def prepare_cpu(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int, po
     try:
         if config.mode == "dp":
             groups = core_groups(cpus, config.cores or len(cpus))
+            if config.copies and parse_copies(config.copies):
+                groups = groups[:parse_copies(config.copies)]  # fewer copies than groups: one worker per copy
             infos = [cached_trace(model, example, ctx, "cpu")[1] for example in (pool.examples if pool else [inputs])]
             load, load_seconds, extra = _start_dp(workers, groups, [str(i.path) for i in infos], inputs, ctx, pool)
             compile_seconds, cached = sum(i.compile_seconds for i in infos), all(i.cached for i in infos)
@@ -229,19 +232,17 @@ def _start_dp(workers: _Workers, groups: list[list[int]], artifacts: list[str], 
     """
     from .backends import load_model_copies
     from .backends.common import merged_inputs, variable_replica
-    from .copies import parse_copies
+    from .copies import out_of_memory_text
 
     started = time.perf_counter()
     config = ctx.config
-    if config.copies and parse_copies(config.copies):
-        groups = groups[:parse_copies(config.copies)]  # fewer copies than groups: one worker per copy
     ends = []
     for group in groups:
         mine, theirs = workers.context.Pipe()
         ends.append((mine, workers.start(_dp_worker, (theirs, artifacts, group))))
         theirs.close()  # the worker holds its end now; a worker that dies reads as EOF here
         workers.conns.append(mine)
-    resident = [workers.wait_ready(conn, process, f"dp worker {i}")[1] for i, (conn, process) in enumerate(ends)]
+    resident = [workers.wait_ready(conn, process, f"dp worker {i}")[2] for i, (conn, process) in enumerate(ends)]
     local: list[int] = []  # per copy, its index inside its worker
 
     def load_one(i: int) -> int:
@@ -253,8 +254,8 @@ def _start_dp(workers: _Workers, groups: list[list[int]], artifacts: list[str], 
         except EOFError:
             raise WorkloadFailure("worker", f"dp worker {w} (pid {process.pid}) died loading copy {i + 1}") from None
         if tag == "failed":
-            raise WorkloadFailure("oom" if is_out_of_memory_text(detail) else "worker", f"dp worker {w}: {detail}")
-        local.append(sum(1 for j in range(i) if j % len(ends) == w))
+            raise WorkloadFailure("oom" if out_of_memory_text(detail) else "worker", f"dp worker {w}: {detail}")
+        local.append(i // len(ends))  # copies go round robin: this is the worker's (i // workers)th
         if config.copies is None:
             ctx.phase("loading", (i + 1) / len(ends), f"dp worker {w} on CPUs {groups[w]}")
         return w
@@ -295,10 +296,6 @@ def _start_dp(workers: _Workers, groups: list[list[int]], artifacts: list[str], 
     load = Load(replicas, slots=list(owners), copies=list(range(len(owners))) if config.copies else None,
                 buckets=pool.buckets if pool else None, max_merge=1 if pool else config.concurrency)
     return load, time.perf_counter() - started, extra
-
-
-def is_out_of_memory_text(text: str) -> bool:
-    return text.startswith("MemoryError") or "out of memory" in text.lower()
 
 
 def _start_pipeline(workers: _Workers, stages: list, groups: list[list[int]], inputs: tuple, ctx: Any) -> tuple:
