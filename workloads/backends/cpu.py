@@ -1,6 +1,7 @@
 """CPU backend: single = one traced replica on all threads; dp and pipeline live in workloads.parallel."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -50,16 +51,18 @@ def prepare(model: torch.nn.Module, inputs: tuple, ctx: Context) -> Prepared:
     traced = [cached_trace(model, example, ctx, "cpu") for example in (pool.examples if pool else [inputs])]
     infos = [info for _, info in traced]
     del model
-    copies: dict = {}
+    copy_fields: dict = {"load_seconds": sum(i.load_seconds for i in infos)}
     if config.copies is None:
         modules = [[module for module, _ in traced]]
         del traced
     else:
         del traced
         release_freed_memory()
+        started = time.perf_counter()
         loaded = load_model_copies(ctx, lambda i: [load_artifact(info.path) for info in infos],
                                    measure=resident_bytes, free=host_available_bytes, total=host_total_bytes())
-        modules, copies = loaded.loaded, loaded.ready_fields("process resident")
+        modules = loaded.loaded
+        copy_fields = dict(loaded.ready_fields("process resident"), load_seconds=time.perf_counter() - started)
 
     def replica_for(i: int, mods: list) -> Any:
         if pool:
@@ -68,8 +71,8 @@ def prepare(model: torch.nn.Module, inputs: tuple, ctx: Context) -> Prepared:
         return lambda k: module(*merged_inputs(inputs, k))
 
     ready = Ready(params=params, cores_used=threads, compile_seconds=sum(i.compile_seconds for i in infos),
-                  load_seconds=sum(i.load_seconds for i in infos), artifact_bytes=sum(i.artifact_bytes for i in infos),
-                  device_memory_bytes=None, cached=all(i.cached for i in infos), device_name=cpu_name(), **copies,
+                  artifact_bytes=sum(i.artifact_bytes for i in infos), device_memory_bytes=None,
+                  cached=all(i.cached for i in infos), device_name=cpu_name(), **copy_fields,
                   **bucket_fields(pool, infos))
     load = Load([replica_for(i, mods) for i, mods in enumerate(modules)], slots=[0] * len(modules),
                 copies=list(range(len(modules))) if config.copies else None,

@@ -3,6 +3,7 @@
 - single: one replica on GPU 0, one stream;
 - dp: per GPU one weight copy driven from STREAMS_PER_GPU streams (replicas), dynamic batching;
 - pipeline: stages on consecutive GPUs (streams on one GPU when there is only one), see parallel.py.
+- --copies N / variable-length input: copy i on GPU i % GPUs, one stream each (prepare_copies).
 A replica's call returns only after its stream has finished (stream.synchronize()), so the
 clock the load generator reads afterwards measures device work, not the kernel launches.
 Inputs live on the device (as a server's would after its host-to-device copy).

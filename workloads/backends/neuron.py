@@ -6,7 +6,9 @@
   placeholder output instead of failing, which would be measured as "very fast";
 - single = trace on one core; dp = DataParallel over the visible cores with dynamic batching
   (batch 1 fills cores only with several requests in flight: --concurrency); pipeline =
-  `--neuroncore-pipeline-cores N` (torch-neuron only).
+  `--neuroncore-pipeline-cores N` (torch-neuron only);
+- --buckets: one trace per bucket at that bucket's example shape (AWS's bucketing app note);
+  --copies N: N separate loads, copy i on visible core i % cores through a one-core DataParallel.
 Code here must run on torch 1.x: no APIs newer than torch 1.13.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+import time
 from typing import Any
 
 from ..errors import WorkloadFailure, one_line
@@ -170,8 +173,10 @@ def _prepare_copies(ctx: Context, package: str, neuron: Any, torch: Any, artifac
             return [data_parallel(package, neuron, torch, load_artifact(info.path), 1, first=i % placement)
                     for info in infos]
         del artifacts[:]  # the compile's own loads are not copies: each copy loads its own
+        started = time.perf_counter()
         loaded = load_model_copies(ctx, load_one, is_out_of_memory=_refused)
-        copies, extra = loaded.loaded, loaded.ready_fields("")
+        copies = loaded.loaded
+        extra = dict(loaded.ready_fields(""), load_seconds=time.perf_counter() - started)
         dispatchers = len(copies)
     replicas = []
     for i in range(dispatchers):
