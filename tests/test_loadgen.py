@@ -151,3 +151,48 @@ def test_a_model_that_always_raises_ends_the_run_with_its_error(settings):
         run(Load([broken] * (1 + bool(settings))), config, events.append, Control())
     windows = [e for e in events if isinstance(e, Window)]
     assert windows and all(w.errors > 0 and w.completed == 0 for w in windows)
+
+
+def test_copies_share_one_request_stream_and_their_counts_add_up():
+    calls = [[], [], []]
+    load = Load([sleeper(0.003, calls[i]) for i in range(3)], slots=[0, 0, 0], copies=[0, 1, 2])
+    outcome, windows, _ = measure(load, concurrency=1)
+    assert all(len(c) > 5 for c in calls)  # one request in flight still reaches every copy, in turn
+    for w in windows:
+        assert len(w.per_copy_completed) == 3 and sum(w.per_copy_completed) == w.completed
+        assert w.per_core_completed == [w.completed]
+        assert all((n == 0) == (s == 0) for n, s in zip(w.per_copy_completed, w.per_copy_latency_seconds))
+    assert sum(sum(w.per_copy_completed) for w in windows) == outcome.completed
+
+
+def test_variable_length_windows_count_samples_latency_and_tokens_per_bucket():
+    shapes = [(0, 10, 6), (1, 40, 24), (1, 50, 14)]  # (bucket, real tokens, pad tokens) of each request
+    turn = [0]
+
+    def bucketed(k):
+        bucket, real, pad = shapes[turn[0] % 3]
+        turn[0] += 1
+        time.sleep(0.002 if bucket == 0 else 0.006)
+        return bucket, real, pad
+
+    _, windows, _ = measure(Load([bucketed], buckets=[16, 64]), batch=2)
+    assert windows and all(sum(w.bucket_completed) == w.completed for w in windows)
+    busy = [w for w in windows if w.completed]
+    assert all(w.padding_ratio == pytest.approx(w.pad_tokens / w.real_tokens) for w in busy)
+    short, long = (sum(w.bucket_completed[b] for w in windows) for b in (0, 1))
+    assert short > 0 and long == pytest.approx(2 * short, abs=4)  # every third request is the short bucket
+    assert all(hist["count"] == n for w in windows for hist, n in zip(w.bucket_latency, w.bucket_completed))
+    # Every request fills its bucket: real plus pad tokens are the bucket's length, per request of 2 samples.
+    assert sum(w.real_tokens + w.pad_tokens for w in windows) == 16 * short // 2 + 64 * long // 2
+
+
+def test_every_copy_is_warmed_up_before_measuring_even_with_no_warmup_seconds():
+    calls = [[] for _ in range(5)]
+    load = Load([sleeper(0.001, calls[i]) for i in range(5)], slots=[0] * 5, copies=list(range(5)))
+    at_start = []
+
+    def emit(event):
+        if isinstance(event, Phase) and event.phase == "running" and not at_start:
+            at_start.extend(len(c) for c in calls)
+    run(load, WorkloadConfig(warmup=0.0, window=0.1, duration=0.2), emit, Control())
+    assert min(at_start) >= 2  # each copy ran its profiling and its first optimized call unmeasured

@@ -262,3 +262,29 @@ def test_registry_imports_without_torch(child_env):
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bert_request_pool_pads_each_request_to_the_smallest_bucket_and_masks_the_padding():
+    from workloads.buckets import padding_ratio, parse_seq_len_dist
+    from workloads.models import bert
+
+    config = WorkloadConfig(model="bert", seq_len_dist="uniform:4-48", buckets="8,16,48")
+    pool = get_model("bert").request_pool(2, config)
+    assert pool.buckets == [8, 16, 48] and [e[0].shape for e in pool.examples] == [(2, 8), (2, 16), (2, 48)]
+    assert len(pool.requests) == bert.POOL_ROWS // 2
+    for bucket, (input_ids, mask, types), real, pad in pool.requests:
+        lengths = mask.sum(dim=1)
+        assert input_ids.shape == (2, pool.buckets[bucket]) and real == int(lengths.sum())
+        assert pad == 2 * pool.buckets[bucket] - real and int(lengths.min()) >= 4
+        assert bucket == 0 or int(lengths.max()) > pool.buckets[bucket - 1]  # no smaller bucket holds it
+        assert ((input_ids == 0) == (mask == 0)).all() and (types * (1 - mask) == 0).all()
+    measured = sum(r[3] for r in pool.requests) / sum(r[2] for r in pool.requests)
+    # 1024 drawn requests land near the exact expectation for this mix (its standard error is about 0.01).
+    assert measured == pytest.approx(padding_ratio(parse_seq_len_dist("uniform:4-48"), [8, 16, 48], batch=2), abs=0.05)
+
+
+def test_bert_without_variable_length_flags_keeps_its_one_fixed_input():
+    assert get_model("bert").request_pool(1, small_config("bert")) is None
+    assert get_model("cnn").request_pool(1, small_config("cnn")) is None
+    pool = get_model("bert").request_pool(1, WorkloadConfig(model="bert", seq_len=32, seq_len_dist="uniform:1-32"))
+    assert pool.buckets == [32]  # without --buckets every request is padded to --seq-len

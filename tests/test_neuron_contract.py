@@ -35,7 +35,7 @@ class StandInNeuron:
 
     def DataParallel(self, model, device_ids=None, dim=0, **kwargs):  # noqa: N802 - the SDK's name
         calls = []
-        self.data_parallel.append({"device_ids": device_ids, "dim": dim, "calls": calls, **kwargs})
+        self.data_parallel.append({"model": model, "device_ids": device_ids, "dim": dim, "calls": calls, **kwargs})
 
         def run(*inputs):
             calls.append(tuple(t.shape[0] for t in inputs))
@@ -186,3 +186,69 @@ def test_contract_untraceable_model_fails_before_the_neuron_compiler_runs(torch_
     with pytest.raises(WorkloadFailure, match="tensor-dependent control flow") as caught:
         trace_module(BranchesOnValues(), (torch.rand(2, 3),), tracer=torch.neuron.trace, compiler_args=[])
     assert caught.value.kind == "trace" and torch_neuron.traces == []
+
+
+def small_bert():
+    """BERT's architecture at 2 layers (full vocabulary, so the request pool's token ids fit)."""
+    from workloads.models import bert
+
+    config = bert.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    return bert.BertForSequenceClassification(config).eval()
+
+
+def prepare_bert(tmp_path, **settings):
+    config = WorkloadConfig(model="bert", backend="neuron", warmup=0, **settings)
+    spec = get_model("bert")
+    events = []
+    ctx = Context(config=config, spec=spec, emit=events.append, cache_dir=tmp_path)
+    return neuron.prepare(small_bert(), spec.example_inputs(config.batch, config), ctx), events
+
+
+@pytest.mark.parametrize("package", ["torch_neuron", "torch_neuronx"])
+def test_contract_buckets_trace_once_per_bucket_with_that_buckets_shape(tmp_path, request, package):
+    """Stand-in torch.neuron.trace / torch_neuronx.trace: one trace per bucket, as AWS's bucketing app note."""
+    stand_in = request.getfixturevalue(package)
+    prepared, _ = prepare_bert(tmp_path, batch=2, seq_len_dist="uniform:2-16", buckets="4,8,16")
+    shapes = [[tuple(t.shape) for t in call["inputs"]] for call in stand_in.traces]
+    assert shapes == [[(2, 4)] * 3, [(2, 8)] * 3, [(2, 16)] * 3]
+    ready = prepared.ready
+    assert ready.bucket_lengths == [4, 8, 16] and len(ready.bucket_compile_seconds) == 3
+    assert prepared.load.buckets == [4, 8, 16] and prepared.load.max_merge == 1
+    with torch.no_grad():
+        ran = [prepared.load.replicas[0](1) for _ in range(40)]
+    assert {bucket for bucket, _, _ in ran} == {0, 1, 2}
+    again, _ = prepare_bert(tmp_path, batch=2, seq_len_dist="uniform:2-16", buckets="4,8,16")
+    assert again.ready.cached and len(stand_in.traces) == 3  # each bucket is cached like any other shape
+
+
+def test_contract_copies_are_separate_loads_placed_one_per_core(tmp_path, torch_neuron, monkeypatch):
+    """Stand-in torch.neuron.DataParallel: copy i loads on its own, on core i % visible (device_ids count from 0)."""
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "4-7")
+    prepared, events = prepare(tmp_path, copies="6")
+    placements = [dp["device_ids"] for dp in torch_neuron.data_parallel]
+    assert placements == [[0], [1], [2], [3], [0], [1]]
+    assert len({id(dp["model"]) for dp in torch_neuron.data_parallel}) == 6  # six loads, not one shared model
+    assert len(torch_neuron.traces) == 1  # one compile, loaded six times
+    ready = prepared.ready
+    assert ready.copies == 6 and ready.cores_used == 4 and ready.memory_after_each_load == []
+    assert prepared.load.copies == list(range(6)) and prepared.load.slots == [0, 1, 2, 3, 0, 1]
+    with torch.no_grad():
+        for replica in prepared.load.replicas:
+            assert replica(1).shape == (1, 10)
+    assert all(dp["calls"] == [(1,)] for dp in torch_neuron.data_parallel)
+    assert [e.detail for e in events if e.detail.startswith("copy ")][-1] == "copy 6 of 6"
+
+
+def test_contract_copies_max_loads_until_the_runtime_refuses(tmp_path, torch_neuronx, monkeypatch):
+    """Stand-in torch_neuronx.DataParallel refusing the 4th load: max keeps the 3 that loaded."""
+    accept = torch_neuronx.DataParallel
+
+    def refuse_after_three(model, device_ids=None, dim=0, **kwargs):
+        if len(torch_neuronx.data_parallel) == 3:
+            raise RuntimeError("Failed to allocate device memory: out of memory")
+        return accept(model, device_ids=device_ids, dim=dim, **kwargs)
+    sys.modules["torch_neuronx"].DataParallel = refuse_after_three
+    prepared, events = prepare(tmp_path, copies="max")
+    assert prepared.ready.copies == 3 and "copy 4 did not load" in prepared.ready.copies_stopped
+    assert [dp["device_ids"] for dp in torch_neuronx.data_parallel] == [[0], [1], [2]]
+    assert not [e for e in events if type(e).__name__ == "Error"]  # max ending at a refusal is no error

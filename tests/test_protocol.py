@@ -71,3 +71,32 @@ def test_events_round_trip_and_unknown_keys_are_ignored():
 def test_bad_lines_raise_protocol_error_only(line):
     with pytest.raises(ProtocolError):
         decode(line)
+
+
+def test_capacity_fields_round_trip_and_older_events_decode_without_them():
+    hist = LatencyHistogram()
+    hist.record(0.02, 2)
+    ready = Ready(params=10, copies=3, memory_before_copies=500, memory_after_each_load=[600, 700, 800],
+                  bytes_per_copy=100, copies_fit=9, memory_total_bytes=1400, memory_source="process resident",
+                  bucket_lengths=[32, 64], bucket_compile_seconds=[1.5, 2.0])
+    window = Window.from_histogram(1.0, 2.0, hist, errors=0, per_core_completed=[2])
+    window.per_copy_completed, window.per_copy_latency_seconds = [2, 0, 0], [0.04, 0.0, 0.0]
+    window.bucket_completed, window.bucket_latency = [0, 2], [LatencyHistogram().to_dict(), hist.to_dict()]
+    window.real_tokens, window.pad_tokens, window.padding_ratio = 80, 48, 0.6
+    assert decode(ready.to_json()) == ready and decode(window.to_json()) == window
+    old = decode('{"event":"ready","v":1,"params":10}')
+    assert old.copies == 1 and old.bytes_per_copy is None and old.bucket_lengths == []
+    assert decode('{"event":"window","v":1}').padding_ratio is None
+
+
+@pytest.mark.parametrize("line", [
+    b'{"event":"ready","v":1,"memory_after_each_load":[1,-5]}',
+    b'{"event":"ready","v":1,"bucket_compile_seconds":["slow"]}',
+    b'{"event":"window","v":1,"per_copy_completed":[1.5]}',
+    b'{"event":"window","v":1,"bucket_latency":[{"buckets":{"-3":1}}]}',
+    b'{"event":"window","v":1,"bucket_latency":[7]}',
+    b'{"event":"window","v":1,"padding_ratio":"most"}',
+])
+def test_bad_capacity_fields_are_bad_lines(line):
+    with pytest.raises(ProtocolError):
+        decode(line)

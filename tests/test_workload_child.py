@@ -152,6 +152,13 @@ def test_list_json_describes_every_model(child_env, tmp_path):
     (["--mode", "tensor"], "invalid choice: 'tensor'"),
     (["--batch", "0"], "must be at least 1"),
     (["--scenario", "server"], "needs --qps"),
+    (["--copies", "0"], "--copies must be between 1 and 256"),
+    (["--copies", "some"], "expected a whole number or max"),
+    (["--model", "bert", "--buckets", "64,32"], "strictly increasing"),
+    (["--model", "bert", "--buckets", "32,1024"], "above the model's maximum length 512"),
+    (["--model", "bert", "--seq-len-dist", "gamma:2"], "expected uniform:A-B"),
+    (["--model", "bert", "--seq-len-dist", "uniform:16-256", "--buckets", "32,128"], "longer than the largest"),
+    (["--model", "cnn", "--buckets", "32"], "not cnn"),
 ])
 def test_bad_flags_give_one_usage_error_and_exit_2(child_env, tmp_path, args, words):
     code, events, err = run_child(["--backend", "cpu", *args], child_env, tmp_path)
@@ -248,3 +255,76 @@ def test_stdin_at_eof_stops_the_child_saying_so_in_one_line(child_env):
                           capture_output=True, text=True, env=child_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     assert [line for line in proc.stderr.splitlines() if "stdin" in line] == [EOF_MESSAGE], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def windows_of(events):
+    return [e for e in events if isinstance(e, Window)]
+
+
+@pytest.mark.slow
+def test_cnn_copies_measure_about_the_parameter_bytes_each_and_share_the_load(child_env, tmp_path):
+    code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--copies", "4", "--duration", "0.8",
+                                   "--warmup", "0.2", "--window", "0.4"], child_env, tmp_path)
+    assert code == 0, err
+    ready = next(e for e in events if isinstance(e, Ready))
+    weights = 3_165_826 * 4
+    assert ready.copies == 4 and len(ready.memory_after_each_load) == 4 and ready.memory_source == "process resident"
+    assert abs(ready.bytes_per_copy - weights) <= 0.3 * weights, ready
+    assert ready.artifact_bytes > weights and ready.copies_fit > 4 and ready.memory_total_bytes > 0
+    windows = windows_of(events)
+    assert windows and all(len(w.per_copy_completed) == 4 and sum(w.per_copy_completed) == w.completed
+                           for w in windows)
+    per_copy = [sum(w.per_copy_completed[i] for w in windows) for i in range(4)]
+    assert all(n > 0 for n in per_copy) and sum(per_copy) == events[-1].completed
+
+
+@pytest.mark.slow
+def test_dp_copies_spread_over_the_workers(child_env, tmp_path):
+    code, events, err = run_child(["--model", "cnn", "--backend", "cpu", "--mode", "dp", "--cores", "2",
+                                   "--copies", "3", "--concurrency", "2", "--duration", "0.8", "--warmup", "0.2",
+                                   "--window", "0.4"], child_env, tmp_path)
+    assert code == 0, err
+    ready = next(e for e in events if isinstance(e, Ready))
+    weights = 3_165_826 * 4
+    assert ready.copies == 3 and abs(ready.bytes_per_copy - weights) <= 0.3 * weights, ready
+    windows = windows_of(events)
+    assert all(len(w.per_copy_completed) == 3 and sum(w.per_copy_completed) == w.completed for w in windows)
+    assert all(len(w.per_core_completed) == 2 and sum(w.per_core_completed) == w.completed for w in windows)
+    assert all(sum(w.per_copy_completed[i] for w in windows) > 0 for i in range(3))
+
+
+def test_copies_whose_weights_exceed_the_host_are_refused_before_building(child_env, tmp_path):
+    from workloads.copies import host_total_bytes
+
+    needed = 256 * 108_311_810 * 4  # 256 BERTs in fp32: about 111 GB of weights
+    if host_total_bytes() >= needed:
+        pytest.skip("this host holds 256 BERTs' weights")
+    code, events, err = run_child(["--model", "bert", "--backend", "cpu", "--copies", "256"], child_env, tmp_path)
+    error = events[-1]
+    assert code == 2 and error.kind == "usage" and "bytes of memory here" in error.message
+    assert "building" not in [e.phase for e in events if isinstance(e, Phase)]
+
+
+@pytest.mark.slow
+def test_bert_buckets_cut_the_padding_of_a_length_mix(child_env, tmp_path):
+    """The same length mix padded to one length or to the smallest of three buckets.
+
+    Small lengths keep BERT on CPU quick, and this mix makes the order hold for however few
+    requests a busy machine completes: padded to 32, every request of 5..16 tokens has a ratio
+    of at least 32/16 - 1 = 1; in buckets 8,16 at most 16/9 - 1 = 0.78.
+    """
+    base = ["--model", "bert", "--backend", "cpu", "--seq-len-dist", "uniform:5-16", "--duration", "1",
+            "--warmup", "0.3", "--window", "0.5"]
+    ratios = {}
+    for buckets in ("32", "8,16,32"):
+        code, events, err = run_child([*base, "--buckets", buckets], child_env, tmp_path)
+        assert code == 0, err
+        ready = next(e for e in events if isinstance(e, Ready))
+        assert ready.bucket_lengths == [int(b) for b in buckets.split(",")]
+        assert len(ready.bucket_compile_seconds) == len(ready.bucket_lengths)
+        windows = windows_of(events)
+        assert all(sum(w.bucket_completed) == w.completed for w in windows)
+        real, pad = sum(w.real_tokens for w in windows), sum(w.pad_tokens for w in windows)
+        assert real > 0
+        ratios[buckets] = pad / real
+    assert ratios["32"] >= 1 > 0.78 >= ratios["8,16,32"]

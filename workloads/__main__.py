@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from .config import WorkloadConfig, add_workload_arguments
+from .copies import is_out_of_memory
 from .emit import Emitter
 from .errors import WorkloadFailure, one_line
 from .lifeline import watch_parent
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except WorkloadFailure as exc:
         interruptible[0] = False
-        return fail(emit, exc.kind, exc.message)
+        return fail(emit, exc.kind, exc.message, code=2 if exc.kind == "usage" else 1)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent gets one error event
         interruptible[0] = False
         kind, message = classify(exc)
@@ -100,6 +101,9 @@ def run(config: WorkloadConfig, emit: Emitter, control: Control):
     backend = backends.resolve(config.backend)
     emit(Hello(pid=os.getpid(), model=config.model, backend=backend, mode=config.mode, batch=config.batch,
                concurrency=config.concurrency, scenario=config.scenario, precision=config.precision))
+    problem = backends.copies_problem(backend, spec, config)
+    if problem:
+        raise WorkloadFailure("usage", problem)
     emit(Phase(phase="building", progress=0.0, detail=f"{config.model}: {spec.input_description}"))
     ctx = backends.Context(config=config, spec=spec, emit=emit, cache_dir=private_dir(config.cache_dir))
     model = spec.build(config)
@@ -121,7 +125,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     name = type(exc).__name__
     if name == "WeightsError":
         return "weights", one_line(exc)
-    if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return "oom", f"out of memory: {one_line(exc)} (lower --batch or --concurrency)"
     if isinstance(exc, KeyError) and "unknown model" in str(exc):
         return "model", str(exc.args[0])

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields
 
+from .buckets import DEFAULT_SEQ_LEN, parse_buckets, parse_seq_len_dist
+from .copies import parse_copies
 from .models import REGISTRY, weights_file_problem
 
 MODELS = tuple(REGISTRY)  # the registry is the one list of models
@@ -39,6 +41,9 @@ class WorkloadConfig:
     cache_dir: str | None = None
     until_stable: bool = False  # stop when the last 3 windows agree within 10%
     request_timeout: float | None = None  # seconds; a slower request counts as an error, not a completion
+    copies: str | None = None  # "N" or "max": independent loaded copies; None = today's one per replica
+    seq_len_dist: str | None = None  # bert: uniform:A-B, normal:MEAN,SD or file:PATH (workloads/buckets.py)
+    buckets: str | None = None  # bert: "32,64,128", one traced artifact per length
 
     def to_argv(self) -> list[str]:
         """Flags for `python -m workloads`, inverse of `from_namespace(build_parser().parse_args())`."""
@@ -70,7 +75,7 @@ class WorkloadConfig:
         problems = self.value_problems()
         if self.scenario == "server" and not (self.qps and self.qps > 0):
             problems.append("--scenario server needs --qps R with R > 0")
-        return problems + self.combination_problems()
+        return problems + self.capacity_problems() + self.combination_problems()
 
     def combination_problems(self) -> list[str]:
         """Flags the child would refuse together, refused by the parent first with the same words
@@ -89,6 +94,32 @@ class WorkloadConfig:
             problems.append(f"--precision {self.precision} on Neuron: compile fp32; "
                             "the Neuron compiler casts matrix math itself")
         return problems
+
+    def capacity_problems(self) -> list[str]:
+        """--copies, --seq-len-dist and --buckets against the model and mode they run with."""
+        problems = []
+        if self.copies is not None and self.mode == "pipeline":
+            problems.append("--copies loads whole models; pipeline mode cuts one model into stages: use single or dp")
+        if (self.seq_len_dist or self.buckets) and self.model != "bert":
+            problems.append(f"--seq-len-dist and --buckets are for bert's variable-length input, not {self.model}")
+        elif self.buckets and self.seq_len is not None:
+            problems.append("--buckets sets the sequence lengths: drop --seq-len")
+        elif self.seq_len_dist and not self.value_problems():
+            limit = self.max_seq_len()
+            longest = parse_seq_len_dist(self.seq_len_dist).longest()
+            if longest is not None and longest > limit:
+                problems.append(f"--seq-len-dist {self.seq_len_dist}: length {longest} is longer than the "
+                                f"largest padded length {limit} (--buckets or --seq-len)")
+            elif longest is None and parse_seq_len_dist(self.seq_len_dist).mean > limit:
+                problems.append(f"--seq-len-dist {self.seq_len_dist}: the mean is above the largest padded "
+                                f"length {limit} (--buckets or --seq-len)")
+        return problems
+
+    def max_seq_len(self) -> int:
+        """The length every request is padded to at most: the largest bucket, else --seq-len (128)."""
+        if self.buckets:
+            return parse_buckets(self.buckets)[-1]
+        return self.seq_len or DEFAULT_SEQ_LEN
 
     def value_problems(self) -> list[str]:
         """The part of validate() about one flag's value alone (an unknown name, a count below 1),
@@ -110,6 +141,13 @@ class WorkloadConfig:
             problem = weights_file_problem(self.weights)
             if problem:
                 problems.append(problem)
+        for name, parse in (("copies", parse_copies), ("seq_len_dist", parse_seq_len_dist),
+                            ("buckets", parse_buckets)):
+            if getattr(self, name) is not None:
+                try:
+                    parse(getattr(self, name))
+                except ValueError as exc:
+                    problems.append(str(exc))
         return problems
 
 
@@ -131,6 +169,18 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def checked(parse):
+    """An argparse type that keeps the text but refuses what `parse` refuses, with its one line."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    check.__name__ = parse.__name__.replace("parse_", "")  # argparse names the type in its messages
+    return check
 
 
 def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,3 +209,9 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--until-stable", action="store_true", help="stop once the last 3 windows agree within 10%%")
     g.add_argument("--request-timeout", type=positive_float, default=None, metavar="S",
                    help="a request slower than this counts as an error, not a completion")
+    g.add_argument("--copies", type=checked(parse_copies), default=None, metavar="N|max",
+                   help="load N independent copies (max: until memory is full) and measure each load")
+    g.add_argument("--seq-len-dist", type=checked(parse_seq_len_dist), default=None, metavar="DIST",
+                   help="bert: each request's real length from uniform:A-B, normal:MEAN,SD or file:PATH")
+    g.add_argument("--buckets", type=checked(parse_buckets), default=None, metavar="L1,L2,...",
+                   help="bert: one traced model per length; each request padded to the smallest that holds it")

@@ -9,11 +9,16 @@
 
 A request is `batch` samples; a batch's latency is recorded once per sample (as MLPerf
 does), so `completed` and throughput are in samples. Warm-up is run but never recorded.
+Torch-free: backends hand over plain callables ("replicas") that run k merged requests
+synchronously, device work included.
 A request that raises, or that takes longer than --request-timeout, counts its samples as
 errors, not completions; only when every request of FAILED_WINDOWS_LIMIT windows in a row
 raised does the run stop with that exception (a broken model, not a passing fault).
-Torch-free: backends hand over plain callables ("replicas") that run k merged requests
-synchronously, device work included.
+
+With --copies each copy is a replica, and the load is spread over them: each driver owns its
+share of the replicas and cycles through it. With variable-length input (Load.buckets) a
+replica returns (bucket index, real tokens, pad tokens) for the request it ran, and windows
+count samples, latencies and tokens per bucket.
 
 The hot path matters: at ~0.28 ms per cnn call, every microsecond here is 0.4% of the
 result, so single-stream at concurrency 1 runs a bare loop (two clock reads, one
@@ -36,6 +41,7 @@ from .protocol import LatencyHistogram, Phase, Window
 from .rules import is_stable
 
 Replica = Callable[[int], object]  # runs k merged requests (k x batch samples), returns when done
+WARM_CALLS_PER_COPY = 2  # TorchScript's profiling executor runs a module once to profile, then optimizes
 FAILED_WINDOWS_LIMIT = 2
 clock = time.perf_counter
 
@@ -79,6 +85,8 @@ class Load:
     """What a backend hands the load generator."""
     replicas: list[Replica]
     slots: list[int] | None = None  # per replica, the index it counts under in per_core_completed
+    copies: list[int] | None = None  # per replica, the copy it runs (--copies); None: no per-copy counts
+    buckets: list[int] | None = None  # variable-length input: replicas return (bucket, real, pad tokens)
     max_merge: int = 1  # dynamic batching: at most this many queued requests run as one batch
     thread_context: Callable[[], AbstractContextManager] = nullcontext  # entered once per load thread
 
@@ -90,6 +98,10 @@ class Load:
     def slot_count(self) -> int:
         return max(self.slots) + 1
 
+    @property
+    def copy_count(self) -> int:
+        return max(self.copies) + 1 if self.copies else 0
+
 
 @dataclass
 class Outcome:
@@ -97,6 +109,52 @@ class Outcome:
     errors: int = 0
     reason: str = "done"
     throughputs: list[float] = field(default_factory=list)
+
+
+class _Tally:
+    """One window's completions: the latency histogram, per slot, per copy and per bucket."""
+
+    def __init__(self, load: Load, batch: int, timeout: float = math.inf) -> None:
+        self.load, self.batch, self.timeout = load, batch, timeout
+        self.errors = 0  # samples of requests that raised or outlived the timeout
+        self.hist = LatencyHistogram()
+        self.per_slot = [0] * load.slot_count
+        self.per_copy = [0] * load.copy_count
+        self.per_copy_seconds = [0.0] * load.copy_count
+        buckets = len(load.buckets or ())
+        self.bucket_hists = [LatencyHistogram() for _ in range(buckets)]
+        self.real_tokens = self.pad_tokens = 0
+
+    def record(self, index: int, latency: float | None, tag: object) -> None:
+        """A request that replica `index` completed in `latency` seconds (None: it raised); `tag`
+        is what it returned."""
+        batch, load = self.batch, self.load
+        if latency is None or latency > self.timeout:
+            self.errors += batch
+            return
+        self.hist.record(latency, batch)
+        self.per_slot[load.slots[index]] += batch
+        if load.copies:
+            copy = load.copies[index]
+            self.per_copy[copy] += batch
+            self.per_copy_seconds[copy] += latency * batch
+        if load.buckets:
+            bucket, real, pad = tag  # type: ignore[misc]
+            self.bucket_hists[bucket].record(latency, batch)
+            self.real_tokens += real
+            self.pad_tokens += pad
+
+    def fields(self) -> dict:
+        """The window fields beyond the histogram and per_core_completed."""
+        extra: dict = {}
+        if self.load.copies:
+            extra.update(per_copy_completed=self.per_copy, per_copy_latency_seconds=self.per_copy_seconds)
+        if self.load.buckets:
+            extra.update(bucket_completed=[h.count for h in self.bucket_hists],
+                         bucket_latency=[h.to_dict() for h in self.bucket_hists],
+                         real_tokens=self.real_tokens, pad_tokens=self.pad_tokens,
+                         padding_ratio=self.pad_tokens / self.real_tokens if self.real_tokens else None)
+        return extra
 
 
 class _Windows:
@@ -113,7 +171,7 @@ class _Windows:
         self._wall_offset = time.time() - clock()
 
     def flush(self, start: float, end: float, hist: LatencyHistogram, per_slot: list[int],
-              errors: int = 0, raised: BaseException | None = None) -> str | None:
+              extra: dict | None = None, errors: int = 0, raised: BaseException | None = None) -> str | None:
         """Emit one window; return a reason to stop ('duration', 'stable') or None.
 
         `raised` is the last exception of a request in this window: when no request of
@@ -121,6 +179,8 @@ class _Windows:
         """
         offset = self._wall_offset
         window = Window.from_histogram(start + offset, end + offset, hist, errors, per_slot)
+        for name, value in (extra or {}).items():
+            setattr(window, name, value)
         self.emit(window)
         self._failed_windows = self._failed_windows + 1 if raised is not None and not hist.count else 0
         if self._failed_windows >= FAILED_WINDOWS_LIMIT:
@@ -149,7 +209,8 @@ def run(load: Load, config: WorkloadConfig, emit: Callable, control: Control) ->
     """Warm up, then measure until --duration, --until-stable or a stop command."""
     control.in_load = True
     try:
-        if config.scenario == "single-stream" and config.concurrency == 1 and len(load.replicas) == 1:
+        if (config.scenario == "single-stream" and config.concurrency == 1 and len(load.replicas) == 1
+                and not load.buckets):
             return _run_direct(load, config, emit, control)
         return _run_pooled(load, config, emit, control)
     finally:
@@ -197,7 +258,9 @@ def _run_direct(load: Load, config: WorkloadConfig, emit: Callable, control: Con
                     errors += batch
                 else:
                     record(t1 - t0, batch)
-            reason = windows.flush(start, clock(), hist, [hist.count], errors, raised)
+            per_copy = {"per_copy_completed": [hist.count], "per_copy_latency_seconds": [hist.total]}
+            reason = windows.flush(start, clock(), hist, [hist.count], per_copy if load.copies else None,
+                                   errors, raised)
             if control.paused and not control.stopping:
                 control.wait_resumed()
     windows.outcome.reason = reason or "stopped"
@@ -221,14 +284,14 @@ class BatchingPool:
 
     def __init__(self, load: Load, dispatch: bool = True) -> None:
         self.load = load
-        # (slot, latency), latency None for a request that raised
-        self.results: collections.deque[tuple[int, float | None]] = collections.deque()
+        # (replica index, latency or None for a request that raised, what the replica returned)
+        self.results: collections.deque[tuple[int, float | None, object]] = collections.deque()
         self.raised: BaseException | None = None  # the latest exception of a request, until drained
         self._closing = False
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._dispatch, args=(replica, slot), daemon=True,
+        self._threads = [threading.Thread(target=self._dispatch, args=(replica, i), daemon=True,
                                           name=f"replica-{i}")
-                         for i, (replica, slot) in enumerate(zip(load.replicas, load.slots))] if dispatch else []
+                         for i, replica in enumerate(load.replicas)] if dispatch else []
         for thread in self._threads:
             thread.start()
 
@@ -250,7 +313,7 @@ class BatchingPool:
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def _dispatch(self, replica: Replica, slot: int) -> None:
+    def _dispatch(self, replica: Replica, index: int) -> None:
         get, get_nowait, max_merge = self._queue.get, self._queue.get_nowait, self.load.max_merge
         with self.load.thread_context():
             while True:
@@ -268,14 +331,14 @@ class BatchingPool:
                         break
                     batch.append(more)
                 try:
-                    replica(len(batch))
+                    tag = replica(len(batch))
                 except Exception as exc:  # noqa: BLE001 - counted as errors; the main thread decides
-                    self.raised, done = exc, None
+                    self.raised, done, tag = exc, None, None
                 else:
                     done = clock()
                 append = self.results.append
                 for request in batch:
-                    append((slot, None if done is None else done - request.issued))
+                    append((index, None if done is None else done - request.issued, tag))
                     if request.waiter:
                         request.waiter.set()
 
@@ -292,8 +355,11 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     if config.scenario == "server":
         drivers = [threading.Thread(target=_poisson_arrivals, args=(pool, config.qps, control, halt), daemon=True)]
     elif owned:
-        drivers = [threading.Thread(target=_owned_loop, args=(pool, i, control, halt), daemon=True)
-                   for i in range(in_flight)]
+        # Copies share the load (each driver cycles through its own share of them); other replicas
+        # (cores, streams) serve one driver each, so fewer requests than replicas leave some idle.
+        shares = [list(range(i, len(load.replicas), in_flight)) if load.copies else [i] for i in range(in_flight)]
+        drivers = [threading.Thread(target=_owned_loop, args=(pool, share, control, halt), daemon=True)
+                   for share in shares]
     else:
         drivers = [threading.Thread(target=_closed_loop, args=(pool, control, halt), daemon=True)
                    for _ in range(in_flight)]
@@ -303,12 +369,19 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     for driver in drivers:
         driver.start()
     try:
-        # Warm-up: at least one completed request, and --warmup seconds.
+        # Warm-up: --warmup seconds and at least one completed request; with copies under a closed
+        # loop (which reaches every copy), WARM_CALLS_PER_COPY each, since every loaded copy pays its
+        # own first calls (TorchScript optimizes per module). Poisson arrivals may starve a copy: not there.
         warm_until = clock() + config.warmup
-        while not control.stopping and (clock() < warm_until or not pool.results):
-            control.sleep(min(0.05, max(0.001, warm_until - clock())))
         timeout = config.request_timeout or math.inf
-        _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch, timeout)
+        warm = _Tally(load, batch, timeout)
+        warm_each_copy = bool(load.copies) and config.scenario != "server"
+        while not control.stopping and (
+                clock() < warm_until or not (warm.hist.count or warm.errors)
+                or warm_each_copy and min(warm.per_copy) < WARM_CALLS_PER_COPY * batch):
+            control.sleep(min(0.05, max(0.001, warm_until - clock())))
+            _drain(pool, warm)
+        _drain(pool, _Tally(load, batch))
         pool.raised = None
         emit(Phase(phase="running", progress=0.0))
         reason = None
@@ -317,13 +390,14 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
             end = windows.window_end(start)
             while clock() < end and not control.interrupt:
                 control.sleep(end - clock())
-            hist, per_slot = LatencyHistogram(), [0] * windows.slot_count
-            errors = _drain(pool, hist, per_slot, batch, timeout)
+            tally = _Tally(load, batch, timeout)
+            _drain(pool, tally)
             raised, pool.raised = pool.raised, None
-            reason = windows.flush(start, clock(), hist, per_slot, errors, raised if errors else None)
+            reason = windows.flush(start, clock(), tally.hist, tally.per_slot, tally.fields(), tally.errors,
+                                   raised if tally.errors else None)
             if control.paused and not control.stopping:
                 control.wait_resumed()
-                _drain(pool, LatencyHistogram(), [0] * windows.slot_count, batch, timeout)  # finished while paused
+                _drain(pool, _Tally(load, batch))  # finished while paused
     finally:
         halt.set()
         pool.close()
@@ -333,19 +407,14 @@ def _run_pooled(load: Load, config: WorkloadConfig, emit: Callable, control: Con
     return windows.outcome
 
 
-def _drain(pool: BatchingPool, hist: LatencyHistogram, per_slot: list[int], batch: int, timeout: float) -> int:
-    """Record what completed since the last drain; returns the samples that failed or timed out."""
-    results, errors = pool.results, 0
+def _drain(pool: BatchingPool, tally: _Tally) -> None:
+    results, record = pool.results, tally.record
     while True:
         try:
-            slot, latency = results.popleft()
+            index, latency, tag = results.popleft()
         except IndexError:
-            return errors
-        if latency is None or latency > timeout:
-            errors += batch
-            continue
-        hist.record(latency, batch)
-        per_slot[slot] += batch
+            return
+        record(index, latency, tag)
 
 
 def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) -> None:
@@ -359,21 +428,25 @@ def _closed_loop(pool: BatchingPool, control: Control, halt: threading.Event) ->
         done.wait()
 
 
-def _owned_loop(pool: BatchingPool, index: int, control: Control, halt: threading.Event) -> None:
-    replica, slot, append = pool.load.replicas[index], pool.load.slots[index], pool.results.append
+def _owned_loop(pool: BatchingPool, owned: list[int], control: Control, halt: threading.Event) -> None:
+    """Drive the replicas in `owned` (this driver's share, never another's) one after another."""
+    replicas, append = pool.load.replicas, pool.results.append
+    turn = 0
     with pool.load.thread_context():
         while not halt.is_set() and not control.stopping:
             if control.paused:
                 control.wait_resumed()
                 continue
+            index = owned[turn]
+            turn = turn + 1 if turn + 1 < len(owned) else 0
             issued = clock()
             try:
-                replica(1)
+                tag = replicas[index](1)
             except Exception as exc:  # noqa: BLE001 - counted as errors; the main thread decides
                 pool.raised = exc
-                append((slot, None))
+                append((index, None, None))
                 continue
-            append((slot, clock() - issued))
+            append((index, clock() - issued, tag))
 
 
 def _poisson_arrivals(pool: BatchingPool, qps: float, control: Control, halt: threading.Event) -> None:

@@ -63,13 +63,46 @@ def _worker_setup(cpus: list[int]) -> None:
     torch.set_num_threads(len(cpus))
 
 
-def _dp_worker(conn: Any, artifact: str, cpus: list[int]) -> None:
+def _dp_worker(conn: Any, artifacts: list[str], cpus: list[int]) -> None:
+    """Loads a copy (one module per artifact: per bucket) on each "load", then serves
+    (copy, artifact index, inputs) requests. Replies carry the worker's resident bytes."""
+    from .copies import resident_bytes
+
     _worker_setup(cpus)
-    started = time.perf_counter()
-    with quiet_jit():
-        module = torch.jit.load(artifact)
-    conn.send(("ready", time.perf_counter() - started))
-    _serve(conn, conn, lambda args: to_wire(first_tensor(module(*args))))
+    conn.send(("ready", 0.0, resident_bytes()))
+    copies: list[list[Any]] = []
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message != "load":
+            break
+        started = time.perf_counter()
+        try:
+            with quiet_jit():
+                copies.append([torch.jit.load(artifact) for artifact in artifacts])
+        except Exception as exc:  # noqa: BLE001 - the child decides whether a refused copy is fatal
+            conn.send(("failed", f"{type(exc).__name__}: {one_line(exc)}", resident_bytes()))
+            continue
+        conn.send(("loaded", time.perf_counter() - started, resident_bytes()))
+    if message is None:
+        conn.send(None)
+        return
+    pending = message
+    with torch.inference_mode():
+        while pending is not None:
+            copy, bucket, payload = pending
+            try:
+                result = to_wire(first_tensor(copies[copy][bucket](*from_wire(payload))))
+            except Exception as exc:  # noqa: BLE001 - travels back as one line
+                result = WorkerError(f"{type(exc).__name__}: {one_line(exc)}")
+            conn.send(result)
+            try:
+                pending = conn.recv()
+            except (EOFError, OSError):
+                return
+    conn.send(None)
 
 
 def _stage_worker(conn_in: Any, conn_out: Any, control: Any, stage: Any, cpus: list[int]) -> None:
@@ -127,16 +160,17 @@ class _Workers:
         self.processes.append(process)
         return process
 
-    def wait_ready(self, conn: Any, process: Any, what: str) -> float:
+    def wait_ready(self, conn: Any, process: Any, what: str) -> tuple:
+        """The worker's first reply: ("ready", seconds) from a stage, ("ready", seconds, resident bytes) from dp."""
         if not conn.poll(WORKER_START_SECONDS):
             raise WorkloadFailure("worker", f"{what} did not start within {WORKER_START_SECONDS} s")
         try:
-            tag, seconds = conn.recv()
+            reply = conn.recv()
         except EOFError:
             process.join(1)
             raise WorkloadFailure("worker", f"{what} (pid {process.pid}) died while starting, "
                                             f"exit code {process.exitcode}") from None
-        return seconds
+        return reply
 
     def close(self) -> None:
         for conn in self.conns:
@@ -151,19 +185,28 @@ class _Workers:
                 process.join(timeout=3)
 
 
-def prepare_cpu(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int) -> Any:
+def prepare_cpu(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int, pool: Any = None) -> Any:
     from .backends import Prepared
-    from .backends.common import cached_trace, cpu_name, visible_cpus
+    from .backends.common import bucket_fields, cached_trace, cpu_name, visible_cpus
+    from .copies import parse_copies
 
     config = ctx.config
     cpus = visible_cpus()
     workers = _Workers()
+    extra: dict = {}
     try:
         if config.mode == "dp":
             groups = core_groups(cpus, config.cores or len(cpus))
-            _, info = cached_trace(model, inputs, ctx, "cpu")
-            load, load_seconds = _start_dp(workers, groups, str(info.path), inputs, ctx)
-            compile_seconds, artifact_bytes, cached = info.compile_seconds, info.artifact_bytes, info.cached
+            if config.copies and parse_copies(config.copies):
+                groups = groups[:parse_copies(config.copies)]  # fewer copies than groups: one worker per copy
+            infos = [cached_trace(model, example, ctx, "cpu")[1] for example in (pool.examples if pool else [inputs])]
+            load, load_seconds, extra = _start_dp(workers, groups, [str(i.path) for i in infos], inputs, ctx, pool)
+            compile_seconds, cached = sum(i.compile_seconds for i in infos), all(i.cached for i in infos)
+            artifact_bytes = sum(i.artifact_bytes for i in infos)
+            extra.update(bucket_fields(pool, infos))
+        elif pool:
+            raise WorkloadFailure("unsupported", "pipeline mode cuts one fixed shape into stages; "
+                                                 "--seq-len-dist and --buckets run with single or dp")
         else:
             groups = core_groups(cpus, config.pipeline_cores or len(cpus))
             ctx.phase("compiling", 0.0, f"cutting {config.model} into {len(groups)} stages")
@@ -176,38 +219,83 @@ def prepare_cpu(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int) ->
         raise
     ready = Ready(params=params, cores_used=sum(len(g) for g in groups), compile_seconds=compile_seconds,
                   load_seconds=load_seconds, artifact_bytes=artifact_bytes, device_memory_bytes=None,
-                  cached=cached, device_name=cpu_name())
+                  cached=cached, device_name=cpu_name(), **extra)
     return Prepared(load, ready, close=workers.close)
 
 
-def _start_dp(workers: _Workers, groups: list[list[int]], artifact: str, inputs: tuple, ctx: Any) -> tuple:
-    from .backends.common import merged_inputs
+def _start_dp(workers: _Workers, groups: list[list[int]], artifacts: list[str], inputs: tuple, ctx: Any,
+              pool: Any) -> tuple:
+    """One worker per core group; copy i loads in worker i % workers (without --copies: one each).
+
+    Returns the load, the load seconds and the `ready` event's copies fields (memory: the
+    workers' resident bytes summed).
+    """
+    from .backends import load_model_copies
+    from .backends.common import merged_inputs, variable_replica
+    from .copies import out_of_memory_text
 
     started = time.perf_counter()
+    config = ctx.config
     ends = []
     for group in groups:
         mine, theirs = workers.context.Pipe()
-        ends.append((mine, workers.start(_dp_worker, (theirs, artifact, group))))
+        ends.append((mine, workers.start(_dp_worker, (theirs, artifacts, group))))
         theirs.close()  # the worker holds its end now; a worker that dies reads as EOF here
         workers.conns.append(mine)
-    for i, (conn, process) in enumerate(ends):
-        workers.wait_ready(conn, process, f"dp worker {i}")
-        ctx.phase("loading", (i + 1) / len(ends), f"dp worker {i} on CPUs {groups[i]}")
+    resident = [workers.wait_ready(conn, process, f"dp worker {i}")[2] for i, (conn, process) in enumerate(ends)]
+    local: list[int] = []  # per copy, its index inside its worker
 
-    def replica_for(i: int, conn: Any, process: Any) -> Any:
-        def run(k: int) -> Any:
-            conn.send(to_wire(merged_inputs(inputs, k)))
-            try:
-                result = conn.recv()
-            except EOFError:
-                raise WorkloadFailure("worker", f"dp worker {i} (pid {process.pid}) died") from None
+    def load_one(i: int) -> int:
+        w = i % len(ends)
+        conn, process = ends[w]
+        conn.send("load")
+        try:
+            tag, detail, resident[w] = conn.recv()
+        except EOFError:
+            raise WorkloadFailure("worker", f"dp worker {w} (pid {process.pid}) died loading copy {i + 1}") from None
+        if tag == "failed":
+            raise WorkloadFailure("oom" if out_of_memory_text(detail) else "worker", f"dp worker {w}: {detail}")
+        local.append(i // len(ends))  # copies go round robin: this is the worker's (i // workers)th
+        if config.copies is None:
+            ctx.phase("loading", (i + 1) / len(ends), f"dp worker {w} on CPUs {groups[w]}")
+        return w
+
+    def measure() -> int | None:
+        return sum(resident) if all(r is not None for r in resident) else None
+
+    extra: dict = {}
+    if config.copies is None:
+        owners = [load_one(i) for i in range(len(ends))]
+    else:
+        from .copies import host_available_bytes, host_total_bytes
+
+        loaded = load_model_copies(ctx, load_one, measure=measure, free=host_available_bytes,
+                                   total=host_total_bytes(), is_out_of_memory=lambda e: getattr(e, "kind", "") == "oom")
+        owners, extra = loaded.loaded, loaded.ready_fields("process resident")
+    locks = [threading.Lock() for _ in ends]  # copies in one worker share its pipe
+
+    def replica_for(copy: int, w: int) -> Any:
+        conn, process = ends[w]
+
+        def call(bucket: int, args: tuple) -> Any:
+            with locks[w]:
+                conn.send((local[copy], bucket, to_wire(args)))
+                try:
+                    result = conn.recv()
+                except EOFError:
+                    raise WorkloadFailure("worker", f"dp worker {w} (pid {process.pid}) died") from None
             if isinstance(result, WorkerError):
-                raise WorkloadFailure("worker", f"dp worker {i}: {result.message}")
+                raise WorkloadFailure("worker", f"dp worker {w}: {result.message}")
             return from_wire(result)
-        return run
+        if pool:
+            return variable_replica(list(range(len(pool.buckets))), pool, start=copy * len(pool.requests) // len(owners),
+                                    run=call)
+        return lambda k: call(0, merged_inputs(inputs, k))
 
-    replicas = [replica_for(i, conn, process) for i, (conn, process) in enumerate(ends)]
-    return Load(replicas, max_merge=ctx.config.concurrency), time.perf_counter() - started
+    replicas = [replica_for(copy, w) for copy, w in enumerate(owners)]
+    load = Load(replicas, slots=list(owners), copies=list(range(len(owners))) if config.copies else None,
+                buckets=pool.buckets if pool else None, max_merge=1 if pool else config.concurrency)
+    return load, time.perf_counter() - started, extra
 
 
 def _start_pipeline(workers: _Workers, stages: list, groups: list[list[int]], inputs: tuple, ctx: Any) -> tuple:

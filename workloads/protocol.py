@@ -9,9 +9,14 @@ seconds, memory bytes, progress and utilization ratios 0..1.
     hello  {pid, model, backend, mode, batch, concurrency, scenario, precision}
     phase  {phase: building|compiling|loading|warmup|running, progress 0..1, detail}
     ready  {params, cores_used, compile_seconds, load_seconds, artifact_bytes,
-            device_memory_bytes, cached}
+            device_memory_bytes, cached; with --copies: copies, memory_before_copies,
+            memory_after_each_load, bytes_per_copy, copies_fit, memory_total_bytes,
+            memory_source, copies_stopped; with variable-length input: bucket_lengths,
+            bucket_compile_seconds}
     window {start, end, completed (samples = requests x batch), errors, throughput (samples/s),
-            latency (LatencyHistogram.to_dict, one count per sample), percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed}
+            latency (LatencyHistogram.to_dict, one count per sample), percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed;
+            with --copies: per_copy_completed, per_copy_latency_seconds; with variable-length
+            input: bucket_completed, bucket_latency, real_tokens, pad_tokens, padding_ratio}
     error  {kind, message, fatal}
     bye    {reason, completed, errors}
 """
@@ -220,6 +225,19 @@ class Ready(Event):
     device_memory_bytes: int | None = None
     cached: bool = False
     device_name: str = ""
+    # --copies (workloads/copies.py); memory in bytes of `memory_source` ("process resident" on
+    # CPU, summed over dp workers; "cuda allocated" on CUDA; "" where the child cannot read it).
+    copies: int = 1
+    memory_before_copies: int | None = None
+    memory_after_each_load: list = field(default_factory=list)  # after copy 1, 2, ...
+    bytes_per_copy: int | None = None  # least-squares slope over memory_after_each_load
+    copies_fit: int | None = None  # (memory_total_bytes - memory_before_copies) // bytes_per_copy
+    memory_total_bytes: int | None = None  # the device's total (CPU: host RAM)
+    memory_source: str = ""
+    copies_stopped: str = ""  # why fewer copies loaded than asked ('' when all did)
+    # Variable-length input (workloads/buckets.py): one artifact per bucket length.
+    bucket_lengths: list = field(default_factory=list)
+    bucket_compile_seconds: list = field(default_factory=list)  # per bucket, 0 on a cache hit
 
 
 @dataclass
@@ -233,6 +251,16 @@ class Window(Event):
     latency: dict = field(default_factory=dict)
     percentiles: dict = field(default_factory=dict)
     per_core_completed: list = field(default_factory=list)
+    # --copies: per copy (index as loaded), samples completed and their latencies summed (seconds),
+    # so a row's per-copy mean latency is exact over any number of windows.
+    per_copy_completed: list = field(default_factory=list)
+    per_copy_latency_seconds: list = field(default_factory=list)
+    # Variable-length input, per bucket of ready.bucket_lengths: samples and latency histograms.
+    bucket_completed: list = field(default_factory=list)
+    bucket_latency: list = field(default_factory=list)
+    real_tokens: int = 0  # the rows' true lengths summed
+    pad_tokens: int = 0  # padded positions the model computed (bucket x rows - real tokens)
+    padding_ratio: float | None = None  # pad_tokens / real_tokens (workloads/buckets.py)
 
     @property
     def duration(self) -> float:
@@ -308,6 +336,8 @@ def decode(line: str | bytes) -> Event:
         raise ProtocolError(f"unknown phase {event.phase!r:.40}")
     if isinstance(event, Window):
         _check_window(event)
+    if isinstance(event, Ready):
+        _check_ready(event)
     return event
 
 
@@ -324,8 +354,23 @@ def _check_window(window: Window) -> None:
     if not all(value is None or _is_number(value) for value in window.percentiles.values()):
         raise ProtocolError("window.percentiles holds a value that is not a number")
     window.percentiles = {clean_text(name): value for name, value in window.percentiles.items()}
-    if not all(_is_count(n) for n in window.per_core_completed):
-        raise ProtocolError("window.per_core_completed holds a value that is not a count")
+    for name in ("per_core_completed", "per_copy_completed", "bucket_completed"):
+        if not all(_is_count(n) for n in getattr(window, name)):
+            raise ProtocolError(f"window.{name} holds a value that is not a count")
+    if not all(_is_number(s) for s in window.per_copy_latency_seconds):
+        raise ProtocolError("window.per_copy_latency_seconds holds a value that is not a number")
+    for hist in window.bucket_latency:
+        if not isinstance(hist, dict):
+            raise ProtocolError("window.bucket_latency holds a value that is not a histogram")
+        LatencyHistogram.from_dict(hist)
+
+
+def _check_ready(ready: Ready) -> None:
+    for name in ("memory_after_each_load", "bucket_lengths"):
+        if not all(_is_count(n) for n in getattr(ready, name)):
+            raise ProtocolError(f"ready.{name} holds a value that is not a count")
+    if not all(_is_number(s) for s in ready.bucket_compile_seconds):
+        raise ProtocolError("ready.bucket_compile_seconds holds a value that is not a number")
 
 
 _FIELD_KINDS: dict[str, tuple[type, ...]] = {
@@ -336,4 +381,5 @@ _FIELD_KINDS: dict[str, tuple[type, ...]] = {
     "dict": (dict,),
     "list": (list,),
     "int | None": (int, type(None)),
+    "float | None": (int, float, type(None)),
 }

@@ -60,6 +60,7 @@ def run_workload(args: list[str], cache_dir: str, timeout: float = 300) -> dict:
     if ready:
         summary.update(device=ready.device_name, cores_used=ready.cores_used, compile_s=ready.compile_seconds,
                        load_s=ready.load_seconds, cached=ready.cached, device_memory_bytes=ready.device_memory_bytes)
+        summary.update(copies=ready.copies, bytes_per_copy=ready.bytes_per_copy, copies_fit=ready.copies_fit)
     windows = [e for e in events if isinstance(e, Window)]
     if windows:
         hist = LatencyHistogram()
@@ -68,6 +69,9 @@ def run_workload(args: list[str], cache_dir: str, timeout: float = 300) -> dict:
         seconds = sum(w.duration for w in windows)
         summary.update(completed=hist.count, seconds=seconds, throughput=hist.count / seconds if seconds else 0.0,
                        **{k: v for k, v in hist.summary().items() if k != "count"})
+        real = sum(w.real_tokens for w in windows)
+        if real:
+            summary["padding_ratio"] = sum(w.pad_tokens for w in windows) / real
     bye = next((e for e in events if isinstance(e, Bye)), None)
     summary["reason"] = bye.reason if bye else None
     return summary

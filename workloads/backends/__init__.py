@@ -40,6 +40,38 @@ class Prepared:
     close: Callable[[], None] = field(default=lambda: None)
 
 
+def load_model_copies(ctx: Context, load_one: Callable[[int], Any], **measuring: Any) -> Any:
+    """`--copies` through workloads.copies.load_copies, with a 'loading' phase per copy; a count
+    cut short by an out-of-memory is a non-fatal `error` event (the loaded copies still run)."""
+    from ..copies import load_copies, parse_copies
+    from ..protocol import Error
+
+    requested = parse_copies(ctx.config.copies)
+    loaded = load_copies(load_one, requested, **measuring,
+                         on_loaded=lambda done, target: ctx.phase(
+                             "loading", done / target if requested else 0.0,
+                             f"copy {done}" + (f" of {requested}" if requested else " (--copies max)")))
+    if requested is not None and loaded.stopped:
+        ctx.emit(Error(kind="oom", fatal=False,
+                       message=f"{loaded.stopped}; running {len(loaded.loaded)} of {requested} copies"))
+    return loaded
+
+
+def copies_problem(backend: str, spec: ModelSpec, config: WorkloadConfig) -> str | None:
+    """--copies N whose weights alone exceed the backend's total memory, before anything is built."""
+    from ..copies import parse_copies
+
+    requested = parse_copies(config.copies) if config.copies else None
+    total = getattr(backend_module(backend), "memory_total", lambda: None)()
+    if requested is None or total is None:
+        return None
+    weights = spec.params * (4 if config.precision == "fp32" else 2)
+    if requested * weights <= total:
+        return None
+    return (f"--copies {requested}: {requested} x {config.model}'s {weights:,} bytes of weights is more than the "
+            f"{total:,} bytes of memory here; at most {total // weights} copies could fit")
+
+
 def backend_module(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 

@@ -68,3 +68,34 @@ def cached_trace(model: torch.nn.Module, inputs: tuple, ctx: Any, backend: str, 
         on_compile=lambda elapsed: ctx.phase("compiling", 0.0, f"torch.jit.trace ({elapsed:.0f} s)"))
     ctx.phase("loading", 1.0, f"{'cached' if info.cached else 'new'} artifact {info.path.name}")
     return module, info
+
+
+def variable_replica(modules: list, pool: Any, start: int, run: Any = None) -> Any:
+    """A replica cycling through the pool's variable-length requests (workloads/buckets.py), each run
+    by its bucket's module; returns (bucket index, real tokens, pad tokens) for the load generator.
+    `start` staggers replicas through the pool, so copies do not all run the same request at once."""
+    requests, position = pool.requests, [start % len(pool.requests)]
+    run = run or (lambda module, inputs: module(*inputs))
+
+    def replica(k: int) -> tuple[int, int, int]:
+        index = position[0]
+        position[0] = index + 1 if index + 1 < len(requests) else 0
+        bucket, inputs, real, pad = requests[index]
+        run(modules[bucket], inputs)
+        return bucket, real, pad
+    return replica
+
+
+def load_artifact(path: Any) -> Any:
+    """One more independent copy of a saved TorchScript artifact (its own weights in memory)."""
+    from ..cache import quiet_jit
+
+    with quiet_jit():
+        return torch.jit.load(str(path))
+
+
+def bucket_fields(pool: Any, infos: list) -> dict[str, list]:
+    """The `ready` event's per-bucket fields, from the pool and each bucket's CacheInfo."""
+    if pool is None:
+        return {}
+    return {"bucket_lengths": list(pool.buckets), "bucket_compile_seconds": [i.compile_seconds for i in infos]}

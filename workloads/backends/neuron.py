@@ -6,7 +6,9 @@
   placeholder output instead of failing, which would be measured as "very fast";
 - single = trace on one core; dp = DataParallel over the visible cores with dynamic batching
   (batch 1 fills cores only with several requests in flight: --concurrency); pipeline =
-  `--neuroncore-pipeline-cores N` (torch-neuron only).
+  `--neuroncore-pipeline-cores N` (torch-neuron only);
+- --buckets: one trace per bucket at that bucket's example shape (AWS's bucketing app note);
+  --copies N: N separate loads, copy i on visible core i % cores through a one-core DataParallel.
 Code here must run on torch 1.x: no APIs newer than torch 1.13.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+import time
 from typing import Any
 
 from ..errors import WorkloadFailure, one_line
@@ -79,7 +82,7 @@ def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
     import torch
 
     from ..cache import input_signature, load_or_compile, model_fingerprint, trace_module
-    from .common import count_params
+    from .common import bucket_fields, count_params
 
     config = ctx.config
     if config.cuda_graphs or config.channels_last:
@@ -104,15 +107,30 @@ def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
         if getattr(module, "fused_attention", False):
             module.fused_attention = False
 
-    key = {"model": config.model, "inputs": input_signature(inputs), "backend": package,
-           "compiler_args": args, "framework": getattr(neuron, "__version__", "?"),
-           **model_fingerprint(ctx.spec.module, config.weights)}
-    artifact, info = load_or_compile(
-        ctx.cache_dir, f"{config.model}-{package}-{config.mode}{cores}", key,
-        lambda: trace_module(model, inputs, tracer=tracer, compiler_args=args),
-        on_compile=lambda elapsed: ctx.phase("compiling", 0.0,
-                                             f"{package}.trace {' '.join(args)} ({elapsed:.0f} s)".replace("  ", " ")))
-    ctx.phase("loading", 1.0, f"{'cached' if info.cached else 'new'} artifact {info.path.name}")
+    pool = ctx.spec.request_pool(config.batch, config)
+    artifacts, infos = [], []
+    # AWS's bucketing app note: one trace per bucket, each with that bucket's example shape.
+    for example in (pool.examples if pool else [inputs]):
+        key = {"model": config.model, "inputs": input_signature(example), "backend": package,
+               "compiler_args": args, "framework": getattr(neuron, "__version__", "?"),
+               **model_fingerprint(ctx.spec.module, config.weights)}
+        artifact, info = load_or_compile(
+            ctx.cache_dir, f"{config.model}-{package}-{config.mode}{cores}", key,
+            lambda: trace_module(model, example, tracer=tracer, compiler_args=args),
+            on_compile=lambda elapsed: ctx.phase(
+                "compiling", 0.0, f"{package}.trace {' '.join(args)} ({elapsed:.0f} s)".replace("  ", " ")))
+        ctx.phase("loading", 1.0, f"{'cached' if info.cached else 'new'} artifact {info.path.name}")
+        artifacts.append(artifact)
+        infos.append(info)
+    ready_fields = {"params": params, "cores_used": cores, "compile_seconds": sum(i.compile_seconds for i in infos),
+                    "load_seconds": sum(i.load_seconds for i in infos),
+                    "artifact_bytes": sum(i.artifact_bytes for i in infos), "device_memory_bytes": None,
+                    "cached": all(i.cached for i in infos), "device_name": f"NeuronCore ({package})",
+                    **bucket_fields(pool, infos)}
+    if config.copies is not None or pool is not None:
+        placement = cores if config.mode == "dp" else visible  # --copies in single mode: over every visible core
+        return _prepare_copies(ctx, package, neuron, torch, artifacts, infos, pool, inputs, cores, placement,
+                               ready_fields)
 
     if config.mode == "dp":
         parallel_model = data_parallel(package, neuron, torch, artifact, cores)
@@ -124,15 +142,64 @@ def prepare(model: Any, inputs: tuple, ctx: Context) -> Prepared:
     else:
         # Compiled shapes are static: one request per call, never merged.
         load = Load([_runner(torch, artifact, inputs, merge=False)], max_merge=1, thread_context=torch.no_grad)
-    ready = Ready(params=params, cores_used=cores, compile_seconds=info.compile_seconds,
-                  load_seconds=info.load_seconds, artifact_bytes=info.artifact_bytes,
-                  device_memory_bytes=None, cached=info.cached, device_name=f"NeuronCore ({package})")
-    return Prepared(load, ready)
+    return Prepared(load, Ready(**ready_fields))
 
 
-def data_parallel(package: str, neuron: Any, torch: Any, artifact: Any, cores: int) -> Any:
-    """DataParallel over `cores` visible cores, dynamic batching on (dim=0)."""
-    device_ids = list(range(cores))  # counted from 0 inside this process (NEURON_RT_VISIBLE_CORES maps them)
+def _prepare_copies(ctx: Context, package: str, neuron: Any, torch: Any, artifacts: list, infos: list, pool: Any,
+                    inputs: tuple, cores: int, placement: int, ready_fields: dict) -> Prepared:
+    """--copies N|max: copy i is its own load of each artifact, placed on core i % placement with a
+    one-core DataParallel (device_ids count from 0 among NEURON_RT_VISIBLE_CORES). Without
+    --copies (variable-length input alone) the artifacts run as single or dp would run them.
+
+    The child cannot read NeuronCore memory (neuron-monitor can): copies carry no memory figures,
+    and `max` loads until the runtime refuses one (or MAX_COPIES).
+    """
+    from . import load_model_copies
+    from .common import load_artifact, variable_replica
+
+    config = ctx.config
+    if config.copies is None:
+        parallel = config.mode == "dp"
+        copies = [[data_parallel(package, neuron, torch, a, cores) if parallel else a for a in artifacts]]
+        extra: dict = {}
+        dispatchers = max(cores, config.concurrency) if parallel else 1
+    else:
+        def load_one(i: int) -> list:
+            return [data_parallel(package, neuron, torch, load_artifact(info.path), 1, first=i % placement)
+                    for info in infos]
+        del artifacts[:]  # the compile's own loads are not copies: each copy loads its own
+        started = time.perf_counter()
+        loaded = load_model_copies(ctx, load_one, is_out_of_memory=_refused)
+        copies = loaded.loaded
+        extra = dict(loaded.ready_fields(""), load_seconds=time.perf_counter() - started)
+        dispatchers = len(copies)
+    replicas = []
+    for i in range(dispatchers):
+        modules = copies[i % len(copies)]
+        if pool:
+            replicas.append(variable_replica(modules, pool, start=i * len(pool.requests) // dispatchers))
+        else:
+            replicas.append(_runner(torch, modules[0], inputs, merge=False))
+    fields = dict(ready_fields, **extra)
+    if config.copies is not None:
+        fields["cores_used"] = min(placement, len(copies))
+    load = Load(replicas, slots=[i % placement if config.copies else 0 for i in range(dispatchers)],
+                copies=list(range(len(copies))) if config.copies else None,
+                buckets=pool.buckets if pool else None, max_merge=1, thread_context=torch.no_grad)
+    return Prepared(load, Ready(**fields))
+
+
+def _refused(exc: BaseException) -> bool:
+    """A copy the Neuron runtime would not load for want of memory (NRT says so in words)."""
+    from ..copies import is_out_of_memory
+
+    text = str(exc).lower()
+    return is_out_of_memory(exc) or "insufficient" in text or "allocate" in text
+
+
+def data_parallel(package: str, neuron: Any, torch: Any, artifact: Any, cores: int, first: int = 0) -> Any:
+    """DataParallel over `cores` visible cores from `first`, dynamic batching on (dim=0)."""
+    device_ids = list(range(first, first + cores))  # from 0 inside this process (NEURON_RT_VISIBLE_CORES maps them)
     if package == "torch_neuronx":
         return neuron.DataParallel(artifact, device_ids=device_ids, dim=0, set_dynamic_batching=True)
     return torch.neuron.DataParallel(artifact, device_ids=device_ids, dim=0)

@@ -18,6 +18,7 @@ from workloads.rules import pipeline_cores_unclamped
 if TYPE_CHECKING:
     import torch
 
+    from workloads.buckets import RequestPool
     from workloads.config import WorkloadConfig
 
 # Random weights are drawn from this seed so two builds of a model (e.g. on CPU and on CUDA) agree.
@@ -73,6 +74,11 @@ class ModelSpec:
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         return importlib.import_module(self.module).example_inputs(batch, config)
+
+    def request_pool(self, batch: int, config: WorkloadConfig) -> RequestPool | None:
+        """Variable-length requests (workloads/buckets.py) if the model has them and the run asks."""
+        impl = importlib.import_module(self.module)
+        return impl.request_pool(batch, config) if hasattr(impl, "request_pool") else None
 
     @property
     def pipeline_cores_rule(self) -> int:

@@ -10,11 +10,14 @@ no Python control flow on tensor values, only the batch dimension may vary, tupl
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..buckets import DEFAULT_SEQ_LEN, MAX_SEQ_LEN, LengthDistribution, RequestPool, bucket_for, parse_buckets, \
+    parse_seq_len_dist
 from . import get_model
 
 
@@ -32,7 +35,7 @@ class BertConfig:
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
     intermediate_size: int = 3072
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = MAX_SEQ_LEN
     type_vocab_size: int = 2
     num_labels: int = 2
     layer_norm_eps: float = 1e-12
@@ -42,7 +45,6 @@ class BertConfig:
     fused_attention: bool = FUSED_ATTENTION
 
 
-DEFAULT_SEQ_LEN = 128
 # bert-base-cased vocabulary ids of the special tokens; ordinary word pieces start above 999.
 PAD_ID, CLS_ID, SEP_ID, FIRST_WORD_ID = 0, 101, 102, 1000
 # Additive attention-mask value for padded positions: large enough to zero the softmax, small
@@ -224,6 +226,12 @@ def example_inputs(batch: int, config) -> tuple[torch.Tensor, ...]:
     seq_len = seq_len_of(config)
     generator = torch.Generator().manual_seed(3)
     lengths = torch.randint(max(1, seq_len // 2), seq_len + 1, (batch, 1), generator=generator)
+    return sentence_pairs(lengths, seq_len, generator)
+
+
+def sentence_pairs(lengths: torch.Tensor, seq_len: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Rows of real lengths `lengths` [B,1] padded to `seq_len`: ids, attention mask, segment ids."""
+    batch = lengths.size(0)
     position = torch.arange(seq_len).unsqueeze(0)
     input_ids = torch.randint(FIRST_WORD_ID, BertConfig.vocab_size, (batch, seq_len), generator=generator)
     input_ids[:, 0] = CLS_ID
@@ -233,3 +241,34 @@ def example_inputs(batch: int, config) -> tuple[torch.Tensor, ...]:
     input_ids = input_ids * attention_mask  # PAD_ID is 0
     token_type_ids = ((position > lengths // 2) & (position < lengths)).long()
     return input_ids, attention_mask, token_type_ids
+
+
+# Rows drawn ahead of the run and cycled through: drawing and building inputs per request would
+# sit in the measured time, and a fixed pool makes the padding ratio reproducible.
+POOL_ROWS = 2048
+MIN_POOL_REQUESTS = 16
+
+
+def request_pool(batch: int, config) -> RequestPool | None:
+    """Variable-length requests (--seq-len-dist, --buckets), or None for today's fixed input.
+
+    Without --buckets every request is padded to --seq-len (128); without --seq-len-dist the rows'
+    lengths are drawn as example_inputs draws them, between half and all of the largest length.
+    """
+    if not (config.seq_len_dist or config.buckets):
+        return None
+    buckets = parse_buckets(config.buckets) if config.buckets else [seq_len_of(config)]
+    limit = buckets[-1]
+    distribution = (parse_seq_len_dist(config.seq_len_dist) if config.seq_len_dist
+                    else LengthDistribution("uniform", low=max(1, limit // 2), high=limit))
+    rng, generator = random.Random(3), torch.Generator().manual_seed(3)
+    examples = [sentence_pairs(torch.randint(max(1, b // 2), b + 1, (batch, 1), generator=generator), b, generator)
+                for b in buckets]
+    requests = []
+    for _ in range(max(MIN_POOL_REQUESTS, POOL_ROWS // batch)):
+        lengths = [distribution.sample(rng, limit) for _ in range(batch)]
+        bucket = bucket_for(max(lengths), buckets)
+        inputs = sentence_pairs(torch.tensor(lengths).unsqueeze(1), buckets[bucket], generator)
+        real = sum(lengths)
+        requests.append((bucket, inputs, real, batch * buckets[bucket] - real))
+    return RequestPool(buckets=buckets, examples=examples, requests=requests)
