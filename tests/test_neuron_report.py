@@ -260,4 +260,4 @@ def test_json_dict_of_a_parsed_report_is_plain_json():
     assert body["schema"] >= 1
     assert body["cores"][6] == {"kind": "neuroncore", "index": 6, "utilization": 0.414, "flops": None,
                                 "memory_used_bytes": 2 * (100752896 + 9912852), "memory_total_bytes": None,
-                                "name": ""}
+                                "name": "", "others_utilization": None}

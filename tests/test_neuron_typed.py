@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neurontui.sources.neuron_report import _loads, _Parser, parse_report
+from neurontui.sources.neuron_parser import _loads, _Parser
+from neurontui.sources.neuron_report import parse_report
 from neurontui.sources.neuron_typed import decode_report
 from tests.conftest import FIXTURES, SHARED_FIXTURES, json_paths
 from tests.test_parser_fuzz import FUZZ, JSON, TRN1N

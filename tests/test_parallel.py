@@ -6,7 +6,7 @@ from torch import nn
 
 from workloads.models import get_model
 from workloads.config import WorkloadConfig
-from workloads.parallel import core_groups, from_wire, split_stages, to_wire
+from workloads.backends.parallel import core_groups, from_wire, split_stages, to_wire
 
 
 class Residual(nn.Module):

@@ -1,7 +1,7 @@
 """A typed fast path for gen-2 neuron-monitor reports: one line -> the same Snapshot, cheaper.
 
 msgspec decodes the line straight into the structures below, in C, skipping every key they
-do not name. The structures are strict where the tolerant parser (neuron_report._Parser)
+do not name. The structures are strict where the tolerant parser (neuron_parser._Parser)
 would transform or complain: a value of another type, a negative byte count, a group with
 an error, a gen-1 report or anything this module does not handle makes `decode_report`
 return None, and the caller falls back to the tolerant parser. So this path only ever
@@ -21,7 +21,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, Runtime, Snapshot
-from .neuron_report import (FLOAT_MAX, INSTANCE_FIELDS, _add_names, _busy_of_idle, _core_index, _count, _INDEX_OF,
+from .neuron_parser import (FLOAT_MAX, INSTANCE_FIELDS, _add_names, _busy_of_idle, _core_index, _count, _INDEX_OF,
                             _Parser, _ratio, _short)
 
 # What _count() passes through unchanged; anything else (negative, fractional, null) falls back.

@@ -19,7 +19,7 @@ from typing import IO, Any, Callable
 
 from ..store import Store
 from ..telemetry import CORE_KINDS, Core, CoreMemory, EccCounters, Memory, Runtime, Snapshot
-from .neuron_report import _core_index, _count, _finite
+from .neuron_parser import _core_index, _count, _finite
 from .sanitize import sanitize_snapshot
 
 SOURCE = "recorder"

@@ -19,7 +19,8 @@ from ..lines import REPORT_LINE_BYTES, TooLong, capped_lines
 from ..store import Store
 from ..telemetry import Snapshot
 from .base import Source
-from .neuron_report import _loads, parse_report
+from .neuron_parser import _loads
+from .neuron_report import parse_report
 from .recorder import Recorder, snapshot_from_json
 
 SOURCE = "replay"

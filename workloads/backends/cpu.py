@@ -1,4 +1,4 @@
-"""CPU backend: single = one traced replica on all threads; dp and pipeline live in workloads.parallel."""
+"""CPU backend: single = one traced replica on all threads; dp and pipeline live in workloads.backends.parallel."""
 from __future__ import annotations
 
 import time
@@ -41,7 +41,7 @@ def prepare(model: torch.nn.Module, inputs: tuple, ctx: Context) -> Prepared:
     pool = ctx.spec.request_pool(config.batch, config)
     model, inputs = prepare_model(model, inputs, ctx)
     if config.mode != "single":
-        from .. import parallel
+        from . import parallel
 
         return parallel.prepare_cpu(model, inputs, ctx, params, pool)
     cpus = visible_cpus()

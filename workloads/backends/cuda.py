@@ -51,7 +51,7 @@ def prepare(model: torch.nn.Module, inputs: tuple, ctx: Context) -> Prepared:
     load_seconds = time.perf_counter() - started
 
     if config.mode == "pipeline":
-        from .. import parallel
+        from . import parallel
 
         return parallel.prepare_cuda_pipeline(placed[0][0], placed[0][1], ctx, params, load_seconds)
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from .cache import quiet_jit
-from .errors import WorkloadFailure, one_line
-from .lifeline import set_parent_death_signal
-from .loadgen import Load
-from .protocol import Ready
+from ..cache import quiet_jit
+from ..errors import WorkloadFailure, one_line
+from ..lifeline import set_parent_death_signal
+from ..loadgen import Load
+from ..protocol import Ready
 
 WORKER_START_SECONDS = 300
 
@@ -66,7 +66,7 @@ def _worker_setup(cpus: list[int]) -> None:
 def _dp_worker(conn: Any, artifacts: list[str], cpus: list[int]) -> None:
     """Loads a copy (one module per artifact: per bucket) on each "load", then serves
     (copy, artifact index, inputs) requests. Replies carry the worker's resident bytes."""
-    from .copies import resident_bytes
+    from ..copies import resident_bytes
 
     _worker_setup(cpus)
     conn.send(("ready", 0.0, resident_bytes()))
@@ -186,9 +186,9 @@ class _Workers:
 
 
 def prepare_cpu(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int, pool: Any = None) -> Any:
-    from .backends import Prepared
-    from .backends.common import bucket_fields, cached_trace, cpu_name, visible_cpus
-    from .copies import parse_copies
+    from . import Prepared
+    from .common import bucket_fields, cached_trace, cpu_name, visible_cpus
+    from ..copies import parse_copies
 
     config = ctx.config
     cpus = visible_cpus()
@@ -230,9 +230,9 @@ def _start_dp(workers: _Workers, groups: list[list[int]], artifacts: list[str], 
     Returns the load, the load seconds and the `ready` event's copies fields (memory: the
     workers' resident bytes summed).
     """
-    from .backends import load_model_copies
-    from .backends.common import merged_inputs, variable_replica
-    from .copies import out_of_memory_text
+    from . import load_model_copies
+    from .common import merged_inputs, variable_replica
+    from ..copies import out_of_memory_text
 
     started = time.perf_counter()
     config = ctx.config
@@ -267,7 +267,7 @@ def _start_dp(workers: _Workers, groups: list[list[int]], artifacts: list[str], 
     if config.copies is None:
         owners = [load_one(i) for i in range(len(ends))]
     else:
-        from .copies import host_available_bytes, host_total_bytes
+        from ..copies import host_available_bytes, host_total_bytes
 
         loaded = load_model_copies(ctx, load_one, measure=measure, free=host_available_bytes,
                                    total=host_total_bytes(), is_out_of_memory=lambda e: getattr(e, "kind", "") == "oom")
@@ -433,7 +433,7 @@ def _node_params(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> int
 def prepare_cuda_pipeline(model: torch.nn.Module, inputs: tuple, ctx: Any, params: int,
                           load_seconds: float) -> Any:
     """Stages on consecutive GPUs (round robin; several streams on one GPU when there is one)."""
-    from .backends import Prepared
+    from . import Prepared
 
     config = ctx.config
     if config.cuda_graphs:
