@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: WorkloadConfig, emit: Emitter, control: Control):
     from . import backends, loadgen
     from .cache import private_dir
+    from .flops import flops_per_sample
     from .models import get_model
 
     spec = get_model(config.model)
@@ -109,6 +110,7 @@ def run(config: WorkloadConfig, emit: Emitter, control: Control):
         raise WorkloadFailure("input", one_line(exc)) from None
     prepared = backends.prepare(backend, model, inputs, ctx)
     del model
+    prepared.ready.flops_per_sample = flops_per_sample(spec, config, ctx.cache_dir)
     try:
         emit(prepared.ready)
         return loadgen.run(prepared.load, config, emit, control)

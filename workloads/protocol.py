@@ -9,7 +9,7 @@ seconds, memory bytes, progress and utilization ratios 0..1.
     hello  {pid, model, backend, mode, batch, concurrency, scenario, precision}
     phase  {phase: building|compiling|loading|warmup|running, progress 0..1, detail}
     ready  {params, cores_used, compile_seconds, load_seconds, artifact_bytes,
-            device_memory_bytes, cached}
+            device_memory_bytes, cached, flops_per_sample (None when not counted)}
     window {start, end, completed (samples = requests x batch), errors, throughput (samples/s),
             latency (LatencyHistogram.to_dict, one count per sample), percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed}
     error  {kind, message, fatal}
@@ -211,6 +211,7 @@ class Ready(Event):
     device_memory_bytes: int | None = None
     cached: bool = False
     device_name: str = ""
+    flops_per_sample: int | None = None  # one sample's forward pass (workloads/flops.py)
 
 
 @dataclass
