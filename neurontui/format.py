@@ -61,3 +61,14 @@ def format_count(n: float | None) -> str:
         if abs(n) >= threshold:
             return f"{n / threshold:.1f}{suffix}"
     return f"{n:.0f}"
+
+
+def format_flops(per_second: float | None) -> str:
+    """Compute rates: 8.1e12 -> '8.1 TFLOP/s', 3.32e11 -> '332 GFLOP/s' (three significant digits)."""
+    if per_second is None or not math.isfinite(per_second):
+        return UNKNOWN
+    for threshold, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if per_second >= threshold:
+            value = per_second / threshold
+            return f"{value:.3g} {prefix}FLOP/s" if value < 100 else f"{value:.0f} {prefix}FLOP/s"
+    return f"{per_second:.0f} FLOP/s"
