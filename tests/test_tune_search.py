@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from neurontui.tune.decide import Point, PointResult, choose_winner, pareto_frontier, run_tune
 from neurontui.tune.search import (DEFAULT_TOLERANCE, Budget, SearchResult, StepFailed, StepResult, check_budget,
-                                   is_saturated, search_peak, verdict)
+                                   is_saturated, samples_needed, search_peak, verdict)
 from neurontui.tune.slo import Slo, TuneUsageError, parse_slo
 from tests.queue_sim import QueueService, mm1_knee
 
@@ -217,3 +217,8 @@ def test_a_near_tie_in_throughput_goes_to_the_lower_tail_latency():
                _point_result(c, best=_step(1010, 0.014)), PointResult(Point("pipeline", 1), skipped="failed")]
     assert choose_winner(results).point == b
     assert choose_winner([PointResult(a, skipped="failed")]) is None
+
+
+def test_a_step_needs_enough_samples_beyond_the_percentile_to_trust_it():
+    needed = {q: samples_needed(Slo(q, 0.01)) for q in (50.0, 99.0, 99.9)}
+    assert needed == {50.0: 40, 99.0: 2000, 99.9: 20000}  # 20 samples beyond each percentile

@@ -53,6 +53,8 @@ class TuneResult:
     notes: list[str] = field(default_factory=list)
 
 
+NO_BUDGET = "no budget left"  # PointResult.skipped when the points before it spent the budget
+
 MeasureOffline = Callable[[Point, "float | None"], StepResult]  # (point, seconds left) -> offline step
 MeasureServer = Callable[[Point, float, "float | None"], StepResult]  # (point, rate, seconds left) -> step
 
@@ -70,7 +72,7 @@ def run_tune(points: list[Point], measure_offline: MeasureOffline, measure_serve
         result = PointResult(point)
         results.append(result)
         if not spending.affords_another():
-            result.skipped, short = "no budget left", True
+            result.skipped, short = NO_BUDGET, True
             continue
         try:
             result.offline = measure_offline(point, spending.seconds_left)

@@ -24,6 +24,7 @@ DEFAULT_TOLERANCE = 0.02  # the bracket [highest within, lowest over] is narrowe
 MIN_RATE_FRACTION = 1 / 64  # below 1/64 of the ceiling the bound is given up as out of reach
 TIE_TOLERANCE = 0.02  # throughputs within 2% are a tie, broken by the lower tail latency
 MIN_STEPS_PER_POINT = 3  # the offline maximum and two search steps: the least that brackets a knee
+TAIL_SAMPLES = 20  # a percentile is trusted once this many samples lie beyond it
 
 
 class StepFailed(Exception):
@@ -47,6 +48,12 @@ class StepResult:
 def is_saturated(arrival_rate: float, completion_rate: float, tolerance: float = SATURATION_TOLERANCE) -> bool:
     """The one saturation rule: requests completed per second below (1 - tolerance) x arrivals."""
     return completion_rate < (1.0 - tolerance) * arrival_rate
+
+
+def samples_needed(slo: Slo) -> int:
+    """The fewest samples a step must complete for its latency at slo's percentile to mean
+    something: TAIL_SAMPLES beyond it (p99: 2,000; p99.9: 20,000)."""
+    return math.ceil(round(TAIL_SAMPLES / (1 - slo.percentile / 100), 6))  # round: 1 - 0.999 is not exact
 
 
 def verdict(step: StepResult, slo: Slo) -> str:
