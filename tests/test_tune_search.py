@@ -222,3 +222,15 @@ def test_a_near_tie_in_throughput_goes_to_the_lower_tail_latency():
 def test_a_step_needs_enough_samples_beyond_the_percentile_to_trust_it():
     needed = {q: samples_needed(Slo(q, 0.01)) for q in (50.0, 99.0, 99.9)}
     assert needed == {50.0: 40, 99.0: 2000, 99.9: 20000}  # 20 samples beyond each percentile
+
+
+def test_a_latency_that_rises_as_the_rate_falls_is_noise_not_a_floor():
+    """A busy host's spike at 250/s: halving the rate again must still be tried (and meets the bound)."""
+    latencies = {500.0: 0.030, 250.0: 0.080, 125.0: 0.010}
+
+    def measure(rate, seconds_left):
+        latency = latencies.get(rate, 0.010 if rate < 250 else 0.030)
+        return StepResult(rate=rate, throughput=rate, latency=latency, saturated=False, seconds=1.0)
+
+    result = search_peak(measure, Slo(99.0, 0.015), Budget(), ceiling_rate=1000.0)
+    assert result.limit == "latency" and result.best is not None and result.best.rate >= 125.0

@@ -211,7 +211,8 @@ def search_peak(measure: Measure, slo: Slo, budget: Budget, *, ceiling_rate: flo
 def _floor_above_bound(higher: StepResult, lower: StepResult, slo: Slo) -> bool:
     """Whether no lower rate can meet the bound. Latency grows convexly with the rate, so the
     line through the last two steps (rate r and 2r) reaches zero load below the true floor:
-    2 L(r) - L(2r) <= L(0). When even that line stays over the bound, the bound is out of reach."""
-    if higher.latency is None or lower.latency is None:
+    2 L(r) - L(2r) <= L(0). When even that line stays over the bound, the bound is out of reach.
+    A latency that rose as the rate fell is noise (a busy host), not a floor: the search goes on."""
+    if higher.latency is None or lower.latency is None or lower.latency > higher.latency:
         return False
     return 2 * lower.latency - higher.latency > slo.bound_seconds
