@@ -94,6 +94,13 @@ def test_is_saturated_is_completions_below_arrivals():
     assert is_saturated(100.0, 90.0) and not is_saturated(100.0, 99.0)
 
 
+def test_against_a_nominal_rate_a_short_step_s_chance_shortfall_is_not_saturation():
+    """49/s nominal for 3 s: ~147 arrivals, give or take 12; 45/s completed is chance (seen on this box)."""
+    assert is_saturated(49.0, 45.0) and not is_saturated(49.0, 45.0, seconds=3.0)
+    assert is_saturated(49.0, 30.0, seconds=3.0)  # 90 of ~147: a queue
+    assert is_saturated(1000.0, 900.0, seconds=60.0)  # 60,000 arrivals: chance is 0.4%, the 5% rule holds
+
+
 @settings(max_examples=60, deadline=None)
 @given(service=st.floats(0.0005, 0.02), capacity=st.floats(10.0, 5000.0), ratio=st.floats(1.05, 50.0))
 def test_search_brackets_the_knee_of_any_monotone_latency_curve(service, capacity, ratio):

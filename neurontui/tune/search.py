@@ -45,9 +45,16 @@ class StepResult:
     energy_reason: str = ""  # why joules is None
 
 
-def is_saturated(arrival_rate: float, completion_rate: float, tolerance: float = SATURATION_TOLERANCE) -> bool:
-    """The one saturation rule: requests completed per second below (1 - tolerance) x arrivals."""
-    return completion_rate < (1.0 - tolerance) * arrival_rate
+def is_saturated(arrival_rate: float, completion_rate: float, seconds: float | None = None,
+                 tolerance: float = SATURATION_TOLERANCE) -> bool:
+    """The one saturation rule: requests completed per second below (1 - tolerance) x arrivals.
+
+    `arrival_rate` is the nominal Poisson rate when the step does not count its arrivals: give the
+    step's `seconds` then, and a shortfall within three standard deviations of the arrival count
+    (sqrt of the expected count) is chance, not a queue (at 150 expected arrivals that is 24%)."""
+    expected = arrival_rate * seconds if seconds else None
+    margin = max(tolerance, 3 / math.sqrt(expected)) if expected else tolerance
+    return completion_rate < (1.0 - margin) * arrival_rate
 
 
 def samples_needed(slo: Slo) -> int:
