@@ -110,7 +110,8 @@ def run(config: WorkloadConfig, emit: Emitter, control: Control):
         raise WorkloadFailure("input", one_line(exc)) from None
     prepared = backends.prepare(backend, model, inputs, ctx)
     del model
-    prepared.ready.flops_per_sample = flops_per_sample(spec, config, ctx.cache_dir)
+    prepared.ready.flops_per_sample = flops_per_sample(
+        spec, config, ctx.cache_dir, on_count=lambda: ctx.phase("loading", 1.0, "counting FLOPs per sample (once)"))
     try:
         emit(prepared.ready)
         return loadgen.run(prepared.load, config, emit, control)
