@@ -108,10 +108,10 @@ def run(config: WorkloadConfig, emit: Emitter, control: Control):
         inputs = spec.example_inputs(config.batch, config)
     except ValueError as exc:
         raise WorkloadFailure("input", one_line(exc)) from None
+    flops = flops_per_sample(spec, config, ctx.cache_dir)  # part of building: a copy of the model on `meta`
     prepared = backends.prepare(backend, model, inputs, ctx)
     del model
-    prepared.ready.flops_per_sample = flops_per_sample(
-        spec, config, ctx.cache_dir, on_count=lambda: ctx.phase("loading", 1.0, "counting FLOPs per sample (once)"))
+    prepared.ready.flops_per_sample = flops
     try:
         emit(prepared.ready)
         return loadgen.run(prepared.load, config, emit, control)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -38,11 +38,9 @@ def count_flops(model: torch.nn.Module, inputs: tuple) -> int | None:
     return int(counter.get_total_flops())
 
 
-def flops_per_sample(spec: Any, config: Any, cache_dir: Path | None = None,
-                     on_count: Callable[[], None] | None = None) -> int | None:
+def flops_per_sample(spec: Any, config: Any, cache_dir: Path | None = None) -> int | None:
     """FLOPs of one sample of `spec`'s model at `config`'s input shape (batch 1), counted on `meta`
-    (or read from `cache_dir`, where a count is kept once made); `on_count` is called before a
-    count that is not cached (to say why the start pauses)."""
+    (or read from `cache_dir`, where a count is kept once made)."""
     try:
         with torch.device("meta"):
             model = spec.build(replace(config, weights=None))  # weights do not change the count
@@ -56,8 +54,6 @@ def flops_per_sample(spec: Any, config: Any, cache_dir: Path | None = None,
     cached = _read_count(path) if path else None
     if cached is not None:
         return cached
-    if on_count:
-        on_count()
     flops = count_flops(model, inputs)
     if flops is not None and path:
         _write_count(path, flops)
