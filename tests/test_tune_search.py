@@ -241,3 +241,14 @@ def test_a_latency_that_rises_as_the_rate_falls_is_noise_not_a_floor():
 
     result = search_peak(measure, Slo(99.0, 0.015), Budget(), ceiling_rate=1000.0)
     assert result.limit == "latency" and result.best is not None and result.best.rate >= 125.0
+
+
+def test_without_an_offline_maximum_the_search_doubles_from_the_start_rate_and_stops_somewhere():
+    def measure(rate, seconds_left):  # a service that is never over the bound
+        return StepResult(rate=rate, throughput=rate, latency=0.001, saturated=False, seconds=1.0)
+
+    result = search_peak(measure, Slo(99.0, 0.015), Budget(), start_rate=10.0)
+    assert result.limit == "unknown" and result.best.rate == 10.0 * 2 ** 20
+    service = QueueService(SERVICE_SECONDS, 99.0)
+    found = search_peak(service.server_step, Slo(99.0, 0.015), Budget(), start_rate=50.0)
+    assert found.best.rate == pytest.approx(mm1_knee(1 / SERVICE_SECONDS, 99.0, 0.015), rel=0.05)

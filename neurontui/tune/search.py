@@ -22,6 +22,7 @@ from .slo import Slo, TuneUsageError
 SATURATION_TOLERANCE = 0.05  # completions this far below arrivals = the queue is growing
 DEFAULT_TOLERANCE = 0.02  # the bracket [highest within, lowest over] is narrowed to 2%
 MIN_RATE_FRACTION = 1 / 64  # below 1/64 of the ceiling the bound is given up as out of reach
+MAX_DOUBLINGS = 20  # without an offline maximum, a service still within the bound at 2^20 x the start is left there
 TIE_TOLERANCE = 0.02  # throughputs within 2% are a tie, broken by the lower tail latency
 MIN_STEPS_PER_POINT = 3  # the offline maximum and two search steps: the least that brackets a knee
 TAIL_SAMPLES = 20  # a percentile is trusted once this many samples lie beyond it
@@ -182,6 +183,8 @@ def search_peak(measure: Measure, slo: Slo, budget: Budget, *, ceiling_rate: flo
         if verdict(step, slo) == "within":
             best = step
             rate *= 2
+            if over is None and rate > start_rate * 2 ** MAX_DOUBLINGS:
+                return done("unknown", False)
             continue
         over, over_measured = rate, True
         if best is not None:
