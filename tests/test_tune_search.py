@@ -201,6 +201,24 @@ def test_a_failed_step_skips_its_point_with_the_reason_and_the_tune_goes_on():
     assert result.winner.point == Point("single", 1)
 
 
+def test_a_step_failing_mid_search_keeps_what_the_point_had_found_and_its_cost():
+    services = _services()
+    runs = []
+
+    def server(point, rate, left):
+        if point.mode == "single" and len(runs) == 2:
+            raise StepFailed("the child crashed: signal 9")
+        runs.append(rate)
+        return services[point].server_step(rate, left)
+
+    result = run_tune(list(services), lambda p, left: services[p].offline_step(left), server, Slo(99.0, 0.015),
+                      Budget())
+    single = result.points[0]
+    assert single.skipped == "the child crashed: signal 9" and len(single.search.steps) == 2
+    assert single.search.limit == "unknown" and single.sustainable is not None
+    assert result.spent_seconds == sum(s.seconds for r in result.points for s in [r.offline, *r.search.steps])
+
+
 def _step(throughput, latency, saturated=False):
     return StepResult(rate=throughput, throughput=throughput, latency=latency, saturated=saturated, seconds=1.0)
 

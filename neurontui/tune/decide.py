@@ -7,7 +7,7 @@ what one point leaves unspent goes to the ones after it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from .search import (TIE_TOLERANCE, Budget, SearchResult, Spending, StepFailed, StepResult, search_peak,
@@ -50,7 +50,6 @@ class TuneResult:
     budget_short: bool  # some point's search ran out of budget (or a point never ran)
     spent_seconds: float = 0.0
     spent_steps: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 NO_BUDGET = "no budget left"  # PointResult.skipped when the points before it spent the budget
@@ -74,32 +73,44 @@ def run_tune(points: list[Point], measure_offline: MeasureOffline, measure_serve
         if not spending.affords_another():
             result.skipped, short = NO_BUDGET, True
             continue
+        server_steps: list[StepResult] = []  # kept by the wrapper: a step that fails mid-search loses none
+
+        def measure(rate: float, seconds_left: float | None, point: Point = point,
+                    server_steps: list[StepResult] = server_steps) -> StepResult:
+            step = measure_server(point, rate, seconds_left)
+            server_steps.append(step)
+            if on_step:
+                on_step(point, step)
+            return step
+
         try:
             result.offline = measure_offline(point, spending.seconds_left)
             spending.record(result.offline)
             if on_step:
                 on_step(point, result.offline)
-            ceiling = result.offline.rate
-            if not ceiling > 0:
+            if not result.offline.rate > 0:
                 result.skipped = "the offline run completed nothing"
             else:
-                def measure(rate: float, seconds_left: float | None, point: Point = point) -> StepResult:
-                    step = measure_server(point, rate, seconds_left)
-                    if on_step:
-                        on_step(point, step)
-                    return step
-
                 rest = Budget(spending.seconds_left, None if share.steps is None else share.steps - 1)
-                result.search = search_peak(measure, slo, rest, ceiling_rate=ceiling, **extra)
+                result.search = search_peak(measure, slo, rest, ceiling_rate=result.offline.rate, **extra)
                 short = short or result.search.budget_short
         except StepFailed as exc:
             result.skipped = str(exc)
-        measured = [result.offline] if result.offline else []
-        measured += result.search.steps if result.search else []
+            if server_steps:
+                result.search = _interrupted(server_steps, slo)
+        measured = ([result.offline] if result.offline else []) + server_steps
         spent_seconds += sum(step.seconds for step in measured)
         spent_steps += len(measured)
     return TuneResult(slo, results, choose_winner(results), pareto_frontier(results, slo), short,
                       spent_seconds, spent_steps)
+
+
+def _interrupted(steps: list[StepResult], slo: Slo) -> SearchResult:
+    """What a search that a failed step cut short had found: its best step within, if any."""
+    within = [s for s in steps if verdict(s, slo) == "within"]
+    over = [s.rate for s in steps if verdict(s, slo) != "within"]
+    best = max(within, key=lambda s: s.rate) if within else None
+    return SearchResult(list(steps), best, min(over) if over else None, "unknown", False, False)
 
 
 def choose_winner(results: list[PointResult], tie_tolerance: float = TIE_TOLERANCE) -> PointResult | None:
