@@ -196,6 +196,12 @@ def test_psys_is_used_only_when_no_package_zone_exists(tmp_path):
     assert meter.stop().joules == pytest.approx(4.0)
 
 
+def test_a_meter_stopped_without_a_start_has_no_figure(powercap):
+    root, _ = powercap
+    assert RaplMeter(str(root)).stop() == EnergyReading(None, reason="the energy meter was not started")
+    assert NvmlMeter(nvml=stand_in_nvml(energy_mj=[5])).stop().joules is None
+
+
 def test_no_powercap_is_no_figure_and_says_why(tmp_path):
     reading = RaplMeter(str(tmp_path / "absent")).stop()
     assert reading.joules is None and "no RAPL counters" in reading.reason

@@ -114,6 +114,8 @@ class RaplMeter:
         self.sample()
         if self.problem:
             return EnergyReading(None, reason=self.problem)
+        if not self._last:
+            return EnergyReading(None, reason="the energy meter was not started")
         return EnergyReading(self._joules, self.source)
 
 
@@ -183,6 +185,7 @@ class NvmlMeter:
             return
         if not self.handles:
             self.problem = "NVML sees no GPU"
+            return
         self.source = f"NVML total energy of {len(self.handles)} GPU(s) (whole device)"
         try:
             self._read_counters()
@@ -218,6 +221,8 @@ class NvmlMeter:
             return EnergyReading(None, reason=self.problem)
         if self._inner:
             return self._inner.stop()
+        if not self._start:
+            return EnergyReading(None, reason="the energy meter was not started")
         try:
             now = self._read_counters()
         except self.nvml.NVMLError as exc:
