@@ -270,3 +270,16 @@ def test_without_an_offline_maximum_the_search_doubles_from_the_start_rate_and_s
     service = QueueService(SERVICE_SECONDS, 99.0)
     found = search_peak(service.server_step, Slo(99.0, 0.015), Budget(), start_rate=50.0)
     assert found.best.rate == pytest.approx(mm1_knee(1 / SERVICE_SECONDS, 99.0, 0.015), rel=0.05)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 50), st.integers(1, 50), st.booleans()), min_size=1, max_size=12))
+def test_every_step_off_the_frontier_is_beaten_by_one_on_it(measured):
+    steps = [_step(float(throughput), latency / 1000, saturated) for throughput, latency, saturated in measured]
+    frontier = [s for _, s in pareto_frontier([_point_result(Point("dp", 1), *steps)], Slo(99.0, 0.025))]
+    candidates = [s for s in steps if not s.saturated]
+    for step in candidates:
+        beaten = any(other.throughput >= step.throughput and other.latency <= step.latency
+                     and (other.throughput, other.latency) != (step.throughput, step.latency) for other in frontier)
+        assert (step in frontier) != beaten
+    assert not any(s.saturated for s in frontier)
