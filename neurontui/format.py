@@ -99,3 +99,49 @@ def format_count(n: Any) -> str:
         if abs(n) >= threshold:
             return f"{n / threshold:.1f}{suffix}"
     return f"{n:.0f}"
+
+
+def format_flops(per_second: float | None) -> str:
+    """Compute rates: 8.1e12 -> '8.1 TFLOP/s', 3.32e11 -> '332 GFLOP/s' (three significant digits)."""
+    if per_second is None or not math.isfinite(per_second):
+        return UNKNOWN
+    for threshold, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if per_second >= threshold:
+            value = per_second / threshold
+            return f"{value:.3g} {prefix}FLOP/s" if value < 100 else f"{value:.0f} {prefix}FLOP/s"
+    return f"{per_second:.0f} FLOP/s"
+
+
+def format_bound(s: float | None) -> str:
+    """A latency bound or floor as a person writes it: 0.015 -> '15 ms', 0.0031 -> '3.1 ms', 5e-4 -> '500 us'."""
+    if s is None or not math.isfinite(s):
+        return UNKNOWN
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if s >= scale or unit == "us":
+            return f"{s / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_multiple(ratio: float | None) -> str:
+    """How many times: 2.13 -> '2.1x', 2.0 -> '2.0x', 12.4 -> '12x'."""
+    if ratio is None or not math.isfinite(ratio):
+        return UNKNOWN
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
+def format_dollars(usd: float | None) -> str:
+    """Costs: 0.2106 -> '$0.211', 12.5 -> '$12.50'."""
+    if usd is None or not math.isfinite(usd):
+        return UNKNOWN
+    return f"${usd:.3g}" if usd < 1 else f"${usd:,.2f}"
+
+
+def format_joules(j: float | None) -> str:
+    """Energy: 0.0153 -> '15.3 mJ', 2.5 -> '2.50 J'."""
+    if j is None or not math.isfinite(j):
+        return UNKNOWN
+    if j < 1e-3:
+        return f"{j * 1e6:.3g} uJ"
+    if j < 1.0:
+        return f"{j * 1e3:.3g} mJ"
+    return f"{j:.2f} J"

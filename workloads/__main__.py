@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: WorkloadConfig, emit: Emitter, control: Control):
     from . import backends, loadgen
     from .cache import private_dir
+    from .flops import flops_per_sample
     from .models import get_model
 
     spec = get_model(config.model)
@@ -111,8 +112,10 @@ def run(config: WorkloadConfig, emit: Emitter, control: Control):
         inputs = spec.example_inputs(config.batch, config)
     except ValueError as exc:
         raise WorkloadFailure("input", one_line(exc)) from None
+    flops = flops_per_sample(spec, config, ctx.cache_dir)  # part of building: a copy of the model on `meta`
     prepared = backends.prepare(backend, model, inputs, ctx)
     del model
+    prepared.ready.flops_per_sample = flops
     try:
         emit(prepared.ready)
         return loadgen.run(prepared.load, config, emit, control)

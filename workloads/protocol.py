@@ -12,7 +12,7 @@ seconds, memory bytes, progress and utilization ratios 0..1.
             device_memory_bytes, cached; with --copies: copies, memory_before_copies,
             memory_after_each_load, bytes_per_copy, copies_fit, memory_total_bytes,
             memory_source, copies_stopped; with variable-length input: bucket_lengths,
-            bucket_compile_seconds}
+            bucket_compile_seconds; flops_per_sample (None when not counted)}
     window {start, end, completed (samples = requests x batch), errors, throughput (samples/s),
             latency (LatencyHistogram.to_dict, one count per sample), percentiles {p50, p90, p95, p99, p99.9, min, max, mean, count}, per_core_completed;
             with --copies: per_copy_completed, per_copy_latency_seconds; with variable-length
@@ -238,6 +238,7 @@ class Ready(Event):
     # Variable-length input (workloads/buckets.py): one artifact per bucket length.
     bucket_lengths: list = field(default_factory=list)
     bucket_compile_seconds: list = field(default_factory=list)  # per bucket, 0 on a cache hit
+    flops_per_sample: int | None = None  # one sample's forward pass (workloads/flops.py)
 
 
 @dataclass
