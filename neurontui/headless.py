@@ -105,8 +105,9 @@ class HeadlessRun:
         """Errors, warnings and hints reach stderr as they happen (the TUI shows them in its log)."""
         if what == "event" and self.store.events:
             event: LogEvent = self.store.events[-1]
-            # the workload's own failures end up in its row's summary line
-            if event.level in ("error", "warning", "hint") and event.source != "workload":
+            # the workload's own failures end up in its row's summary line; a replay says when it ends
+            if (event.level in ("error", "warning", "hint") and event.source != "workload"
+                    or event.source == "replay"):
                 where = "" if event.source == event.level else f"{event.source}: "
                 self.progress.message(f"{event.level}: {where}{event.text}")
 

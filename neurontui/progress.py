@@ -13,6 +13,8 @@ import threading
 import time
 from typing import TextIO
 
+from workloads.text import clean_text
+
 from .format import format_rate, format_seconds
 from .store import WorkloadState
 
@@ -58,7 +60,7 @@ class Progress:
 
     def update(self, text: str, fraction: float | None = None, force: bool = False, stage: str | None = None) -> None:
         with self._lock:
-            self._update(text, fraction, force, stage)
+            self._update(clean_text(text), fraction, force, stage)
 
     def _update(self, text: str, fraction: float | None, force: bool, stage: str | None) -> None:
         if self.tty:
@@ -76,7 +78,7 @@ class Progress:
     def message(self, text: str) -> None:
         """A line that must not be rate-limited or overdrawn (a finished row, a warning)."""
         with self._lock:
-            self._message(text)
+            self._message(clean_text(text))  # a child's or a report's text may carry escapes
 
     def _message(self, text: str) -> None:
         if self.tty and self._bar_shown:

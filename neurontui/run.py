@@ -47,11 +47,6 @@ class RunFigures:
     last_end: float | None
     per_core_completed: tuple[int, ...]
 
-    @property
-    def elapsed_seconds(self) -> float:
-        """Wall time from the first window's start to the last's end (pauses included)."""
-        return (self.last_end - self.first_start) if self.first_start is not None and self.last_end else 0.0
-
 
 class TelemetryStats:
     """Per-core utilization and memory over the snapshots it is given (not thread-safe: the
@@ -129,6 +124,8 @@ class RunRecord:
     per_core_completed: list[int] = field(default_factory=list)
     telemetry: TelemetryStats = field(default_factory=TelemetryStats)
     host_busy: str | None = None  # why the host's other load makes the figures suspect, if it does
+    host_others_share: float | None = None  # of all vCPU time while measuring, other processes took this
+    host_steal_share: float | None = None  # and the hypervisor this
     _first_start: float | None = None
     _throughputs: deque[float] = field(init=False)
     _figures: RunFigures | None = None
@@ -157,9 +154,11 @@ class RunRecord:
         """Telemetry taken while this run measures."""
         self.telemetry.add(snapshot)
 
-    def mark_host_busy(self, reason: str | None) -> None:
-        if reason != self.host_busy:
-            self.host_busy = reason
+    def mark_host_load(self, others_share: float, steal_share: float, busy_reason: str | None) -> None:
+        """The host's load outside neurontui over the measured run so far (neurontui/host_load.py)."""
+        self.host_others_share, self.host_steal_share = others_share, steal_share
+        if busy_reason != self.host_busy:
+            self.host_busy = busy_reason
             self._figures = None
 
     @property

@@ -26,6 +26,7 @@ from .export.schema import new_document
 from .export.writers import render, write_atomic
 from .hints import compute_hints, update_hints
 from .host_info import describe_host
+from .host_load import HostLoadMeter, host_busy_reason
 from .store import Store, WorkloadState
 from .workload import WorkloadProcess
 
@@ -52,6 +53,8 @@ class Session:
         self._tick_lock = threading.Lock()  # the ticker thread and a driver may tick at once
         self._ticker: threading.Thread | None = None
         self._phases_logged: tuple[int, set[str]] = (0, set())
+        self._host_load: HostLoadMeter | None = None  # made on start: its first reading is the baseline
+        self._host_load_run = 0  # the run the meter accumulates for
         self.started = False
 
     @classmethod
@@ -72,6 +75,7 @@ class Session:
         session runs without metrics and says why in the event log and `metrics_error`.
         """
         self.started = True
+        self._host_load = HostLoadMeter()
         args = self.args
         if args is not None and metrics and getattr(args, "prometheus_port", 0):
             from .exporter import ExporterError, start_exporter
@@ -137,7 +141,10 @@ class Session:
         child = self.child
         if child is None:
             return None
-        return self._control.submit(child.resume if child.paused else child.pause)
+        resuming = child.paused
+        self.store.log("info", "workload", "resuming the load" if resuming else
+                       "pausing the load: the run's figures stay; measured time stops until it resumes")
+        return self._control.submit(child.resume if resuming else child.pause)
 
     def wait(self, timeout: float) -> bool:
         """Wait for the current child to exit and its output to be read; True once it has."""
@@ -199,6 +206,33 @@ class Session:
             if phase is not None and phase.phase not in logged:
                 logged.add(phase.phase)
                 self.store.log("info", "workload", phase.phase + (f": {phase.detail}" if phase.detail else ""))
+            self._watch_host_load()
+
+    def _watch_host_load(self) -> None:
+        """CPU that other processes and the hypervisor take while a run measures marks its verdict."""
+        meter = self._host_load
+        if meter is None or self.child is None:  # only a run this session measures (not a replayed scene)
+            return
+        with self.store.lock():
+            wl = self.store.workload
+            run_id, measuring = wl.run_id, wl.run.window_count > 0 and wl.state == "running"
+        if not measuring:
+            return
+        if run_id != self._host_load_run:  # the first window of a run: count from here
+            self._host_load_run = run_id
+            meter.sample()
+            meter.reset()
+            return
+        load = meter.sample()
+        reason = host_busy_reason(load)
+        with self.store.lock():
+            run = self.store.workload.run
+            if self.store.workload.run_id != run_id:
+                return
+            newly_busy = reason is not None and run.host_busy is None
+            run.mark_host_load(load.others_share, load.steal_share, reason)
+        if newly_busy:
+            self.store.log("warning", "host", f"{reason}: this run's figures are marked unstable")
 
 
 def export_name(workload: WorkloadState, now: float) -> str:

@@ -77,7 +77,7 @@ def test_export_of_a_short_cpu_run(python, child_env, tmp_path):
     assert row["params"] == 3_165_826 and row["backend"] == "cpu" and row["host_cpu_model"]
     assert 0 < row["latency_min_seconds"] <= row["latency_p50_seconds"] <= row["latency_p99_seconds"] \
         <= row["latency_max_seconds"]
-    assert row["stability"] in ("stable", "unstable") and row["core_kind"] == "vcpu"
+    assert row["stability"].split(" (")[0] in ("stable", "unstable") and row["core_kind"] == "vcpu"  # busy host: a reason
     assert 0 < row["core_utilization_mean"] <= 1
     # progress: phases, then measured/left/throughput; plain lines at each new stage, else rarely
     lines = out.stderr.splitlines()
@@ -384,3 +384,10 @@ def test_ctrl_c_is_the_planned_end_of_an_open_ended_telemetry_export(python, chi
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert len(rows) == 160 and {r["kind"] for r in rows} == {"neuroncore", "vcpu"}
     assert all(int(r["samples"]) >= 3 for r in rows if r["kind"] == "neuroncore")
+
+
+def test_a_headless_replay_says_it_reached_the_end(python, child_env):
+    out = run(python, child_env, "--headless", "--no-workload", "--monitor", REPLAY, "--replay-speed", 50,
+              "--prometheus-port", 0, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert any("finished after 1 report" in line and "--loop" in line for line in out.stderr.splitlines()), out.stderr

@@ -111,3 +111,36 @@ def test_requests_that_time_out_are_errors_on_screen_in_metrics_and_in_the_row(c
         assert f"errors {row['errors']}" in screen_text(session)
     finally:
         session.close()
+
+
+BURNER = "import time\nend = time.time() + 60\nwhile time.time() < end:\n    pass\n"
+
+
+@pytest.mark.slow
+def test_a_host_busy_with_other_processes_marks_the_run_and_says_so(child_env, tmp_path):
+    """Two CPU burners that are not ours (re-parented away from this process tree) load the 2 vCPUs
+    while a real child measures: the verdict says the host was busy, the screen and the log too."""
+    import subprocess
+
+    pids = tmp_path / "burners"
+    launcher = f"for i in 1 2; do {sys.executable} -c '{BURNER}' & echo $! >> {pids}; done"
+    subprocess.run(["setsid", "sh", "-c", launcher], check=True, timeout=10)  # the shell exits: burners orphaned
+    store = Store()
+    config = WorkloadConfig(model="cnn", backend="cpu", warmup=0.2, window=0.25, duration=3.0)
+    session = Session(store, config, WorkloadProcess(store, env=child_env), metrics_args(0))
+    try:
+        session.start()
+        session.restart().result()
+        assert session.wait(120)
+        row = session.row()
+    finally:
+        session.close()
+        for pid in pids.read_text().split():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+    assert row["status"] == "ok" and row["host_others_cpu_share"] > 0.10
+    assert row["stability"].startswith("unstable (host busy: ") and "used by other processes" in row["stability"]
+    assert any(e.level == "warning" and e.source == "host" and "host busy" in e.text for e in store.events)
+    assert "host busy" in screen_text(session)

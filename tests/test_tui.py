@@ -253,6 +253,10 @@ async def test_keys_restart_the_child_and_old_figures_stay_dimmed(child_env, tmp
             assert app.check_action("batch", (-2,)) is None  # batch 1 cannot go lower
             assert app.check_action("concurrency", (-2,)) is None
             assert app.check_action("mode", ("single",)) is None  # already single
+            await pilot.press("minus", "C", "s")  # keys that cannot act say why in the events
+            await wait_for(pilot, lambda: {"batch-: batch is 1 already", "conc-: one request in flight already",
+                                           "single: already in single mode"} <= {e.text for e in store.events},
+                           timeout=5, what="the reasons")
 
             await pilot.press("e")  # export of the run on screen
             await wait_for(pilot, lambda: list(tmp_path.glob("*.json")), timeout=20, what="the export")
@@ -311,3 +315,16 @@ async def test_a_killed_child_is_an_event_with_its_status_and_r_brings_it_back(c
                            what="the restarted run")
     finally:
         app.shutdown()
+
+
+@sync
+async def test_vcpu_bars_show_the_part_other_processes_take():
+    store = Store()
+    store.publish_snapshot(Snapshot(time=1.0, source="host", cores=[
+        Core("vcpu", 0, utilization=0.8, others_utilization=0.5), Core("vcpu", 1, utilization=0.2, others_utilization=0.0)]))
+    app = NeuronTUI(Session(store, None), host="test-host")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        lines = plain(app.query_one(CoresPanel)).splitlines()
+        assert "▒ others 25%" in lines[0]  # the mean over the vCPUs
+        assert "▒" in lines[1] and "▒" not in lines[2]

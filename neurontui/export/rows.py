@@ -76,6 +76,8 @@ def build_row(workload: WorkloadState, config: WorkloadConfig, host: dict[str, A
         **{latency_column(key): figures.latency.get(key) for key in PERCENTILE_KEYS},
         "latency_count": figures.latency_count,
         "stability": figures.stability,
+        "host_others_cpu_share": run.host_others_share,
+        "host_steal_cpu_share": run.host_steal_share,
         "core_kind": kind,
         "core_utilization_mean": run.telemetry.mean_utilization(kind) if kind else None,
         "started_at": started_at,

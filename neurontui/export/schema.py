@@ -30,7 +30,7 @@ COLUMNS = (
     "compile_seconds", "load_seconds", "cached", "artifact_bytes", "device_memory_bytes",
     "completed", "errors", "duration_seconds", "throughput_per_second",
     *(latency_column(k) for k in PERCENTILE_KEYS), "latency_count",
-    "stability", "core_kind", "core_utilization_mean", "started_at",
+    "stability", "host_others_cpu_share", "host_steal_cpu_share", "core_kind", "core_utilization_mean", "started_at",
 )
 TELEMETRY_COLUMNS = ("kind", "index", "utilization_mean", "utilization_max",
                      "memory_used_mean_bytes", "memory_used_max_bytes", "samples")

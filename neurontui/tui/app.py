@@ -6,6 +6,7 @@ the handler reads the Store under its lock and updates the panels in one batch.
 """
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import signal
@@ -20,7 +21,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.events import Resize
+from textual.events import Key, Resize
 from textual.timer import Timer
 from textual.widgets import Footer
 
@@ -59,6 +60,12 @@ FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restor
 WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
 
 
+def _parse_action(text: str) -> tuple[str, tuple]:
+    """"mode('dp')" -> ("mode", ("dp",)); "pause" -> ("pause", ())."""
+    name, _, arguments = text.partition("(")
+    return name, ast.literal_eval(f"({arguments.rstrip(')')},)") if arguments.rstrip(")") else ()
+
+
 def available_backends(dev: Path = Path("/dev")) -> list[str]:
     """Backends this host can run, from device files (no torch, no driver calls)."""
     found = ["cpu"]
@@ -73,7 +80,7 @@ class NeuronTUI(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "neurontui"
     ENABLE_COMMAND_PALETTE = False
-    # Help and quit first: the footer cuts the rest on an 80-column terminal.
+    # The footer shows what fits 80 columns, help and quit first; `?` lists every key.
     BINDINGS = [
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -81,16 +88,16 @@ class NeuronTUI(App[int]):
         Binding("d", "mode('dp')", "dp"),
         Binding("p", "mode('pipeline')", "pipe"),
         Binding("m", "pick_model", "model"),
-        Binding("b", "next_backend", "backend"),
         Binding("plus", "batch(2)", "batch+", key_display="+"),
-        Binding("minus", "batch(-2)", "batch-", key_display="-"),
-        Binding("c", "concurrency(2)", "conc+"),
-        Binding("C", "concurrency(-2)", "conc-"),
+        Binding("minus", "batch(-2)", "batch-", key_display="-", show=False),
         Binding("space", "pause", "pause"),
-        Binding("r", "restart", "restart"),
-        Binding("w", "window", "window"),
         Binding("e", "export", "export"),
-        Binding("S", "screenshot", "svg"),
+        Binding("b", "next_backend", "backend", show=False),
+        Binding("c", "concurrency(2)", "conc+", show=False),
+        Binding("C", "concurrency(-2)", "conc-", show=False),
+        Binding("r", "restart", "restart", show=False),
+        Binding("w", "window", "window", show=False),
+        Binding("S", "screenshot", "svg", show=False),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 
@@ -271,26 +278,47 @@ class NeuronTUI(App[int]):
     # -- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """None dims a key that does not apply now (shown in the footer, does nothing)."""
+        return None if self.why_not(action, parameters) else True
+
+    def why_not(self, action: str, parameters: tuple[object, ...]) -> str | None:
+        """Why a key cannot act now, in words the user sees when pressing it; None when it can."""
         if action not in WORKLOAD_ACTIONS:
-            return True
+            return None
         config = self.config
         if config is None or self.workload is None:
-            return None
+            return "no workload (--no-workload): this key switches the workload"
         if action == "mode":
-            if parameters[0] == config.mode or (parameters[0] == "pipeline" and not self.pipeline_possible()):
-                return None
+            if parameters[0] == config.mode:
+                return f"already in {config.mode} mode"
+            if parameters[0] == "pipeline" and not self.pipeline_possible():
+                return "no pipeline mode here: torch-neuronx (inf2, trn) has no NeuronCore pipeline; use dp"
         elif action == "batch":
-            return None if (config.batch <= 1 if parameters[0] < 0 else config.batch >= MAX_BATCH) else True
+            if parameters[0] < 0 and config.batch <= 1:
+                return "batch is 1 already"
+            if parameters[0] > 0 and config.batch >= MAX_BATCH:
+                return f"batch is at its limit ({MAX_BATCH})"
         elif action == "concurrency":
-            limit = config.concurrency <= 1 if parameters[0] < 0 else config.concurrency >= MAX_CONCURRENCY
-            return None if limit else True
-        elif action == "next_backend":
-            return None if len(self.backends) < 2 else True
-        elif action == "pause":
-            return True if self.store.workload.state in ("running", "paused") else None
-        elif action == "export":
-            return True if self.store.workload.run.window_count else None
-        return True
+            if parameters[0] < 0 and config.concurrency <= 1:
+                return "one request in flight already"
+            if parameters[0] > 0 and config.concurrency >= MAX_CONCURRENCY:
+                return f"concurrency is at its limit ({MAX_CONCURRENCY})"
+        elif action == "next_backend" and len(self.backends) < 2:
+            return f"{self.backends[0]} is the only backend on this host"
+        elif action == "pause" and self.store.workload.state not in ("running", "paused"):
+            return f"nothing to pause: the workload is {self.store.workload.state}"
+        elif action == "export" and not self.store.workload.run.window_count:
+            return "nothing measured yet to export"
+        return None
+
+    def on_key(self, event: Key) -> None:
+        """A key whose action cannot run now says why, instead of doing nothing silently."""
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and event.key in binding.key.split(","):
+                action, parameters = _parse_action(binding.action)
+                reason = self.why_not(action, parameters)
+                if reason:
+                    self.store.log("info", "tui", f"{binding.description}: {reason}")
+                return
 
     def resolved_backend(self) -> str:
         if self.config is None:

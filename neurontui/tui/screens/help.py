@@ -14,11 +14,11 @@ HELP = """\
   b  next backend                  + / -  double / halve the batch
   c / C  more / fewer in flight    space  pause / resume the load
   r  restart the workload          e  export this run (JSON, current dir)
-[b]Screen[/b]
+[b]Screen[/b]  the footer shows what fits; every key is here
   w  history 1 / 5 / 15 min        S  save an SVG screenshot
   ?  this help                     q  quit (also Ctrl-C)
 [b]Colours[/b]
-  utilization: blue < 10% (idle), green, yellow >= 75% (busy)
+  utilization: blue < 10% idle, green, yellow >= 75%; ▒ other processes
   memory: red >= 80%; many cores: one cell each, height = utilization
 [b]Figures[/b]
   latency per request after warm-up, from a histogram: p50 p90 p99 p99.9

@@ -27,17 +27,25 @@ def memory_style(ratio: float | None) -> str:
     return "bold red" if ratio >= MEMORY_HIGH else "cyan"
 
 
-def bar(ratio: float | None, width: int, style: str) -> Text:
-    """A horizontal bar `width` cells wide, with eighth-cell resolution; unknown is dotted."""
+OTHERS_CELL, OTHERS_STYLE = "▒", "magenta"  # the part of a vCPU that other processes take
+
+
+def bar(ratio: float | None, width: int, style: str, others: float | None = None) -> Text:
+    """A horizontal bar `width` cells wide, with eighth-cell resolution; unknown is dotted.
+    `others` (part of `ratio`) is drawn after ours in OTHERS_CELL, so a busy host shows."""
     width = max(width, 1)
     if ratio is None:
         return Text("·" * width, style="dim")
-    cells = max(0.0, min(1.0, ratio)) * width
+    ratio = max(0.0, min(1.0, ratio))
+    theirs = max(0.0, min(others or 0.0, ratio))
+    cells = (ratio - theirs) * width
     full = int(cells)
     part = EIGHTHS[int((cells - full) * 8)] if full < width else ""
     filled = "█" * full + part.strip()
     text = Text(filled, style=style)
-    text.append("░" * (width - len(filled)), style="dim")
+    shaded = min(round(theirs * width), width - len(filled))
+    text.append(OTHERS_CELL * shaded, style=OTHERS_STYLE)
+    text.append("░" * (width - len(filled) - shaded), style="dim")
     return text
 
 

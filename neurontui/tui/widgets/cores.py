@@ -14,7 +14,7 @@ from textual.widget import Widget
 
 from ...format import format_ratio
 from ...telemetry import Core, Snapshot
-from .bars import bar, level, panel_lines, shown_key, util_style
+from .bars import OTHERS_CELL, OTHERS_STYLE, bar, level, panel_lines, shown_key, util_style
 
 GROUPS = (("neuroncore", "NeuronCores", "NC"), ("gpu", "GPUs", "GPU"), ("vcpu", "vCPUs", "CPU"))
 MIN_CELL = 13  # narrowest bar cell: "12 █████ 42%"
@@ -73,6 +73,9 @@ def group_title(title: str, cores: list[Core]) -> Text:
     text = Text(f"{title} ×{len(cores)}", style="bold")
     if known:
         text.append(f"  mean {format_ratio(sum(known) / len(known))}  max {format_ratio(max(known))}", style="dim")
+    others = [c.others_utilization for c in cores if c.others_utilization is not None]
+    if others and max(others) > 0:  # vCPUs: what processes other than ours take (host_load.py)
+        text.append(f"  {OTHERS_CELL} others {format_ratio(sum(others) / len(others))}", style=OTHERS_STYLE)
     return text
 
 
@@ -87,7 +90,7 @@ def bar_rows(cores: list[Core], columns: int, width: int) -> list[Text]:
         for core in cores[row::rows]:  # column-major: indices run down each column
             ratio = core.utilization
             line.append(f"{core.index:>{digits}} ", style="dim")
-            line.append_text(bar(ratio, bar_width, util_style(ratio)))
+            line.append_text(bar(ratio, bar_width, util_style(ratio), core.others_utilization))
             line.append(f"{format_ratio(ratio):>4} ".ljust(cell - digits - 1 - bar_width), style=util_style(ratio))
         lines.append(line)
     return lines

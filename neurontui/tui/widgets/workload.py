@@ -60,8 +60,10 @@ def state_line(wl: WorkloadState, width: int) -> Text:
         return line
     if figures.windows:  # the run's totals, also once it has ended
         quiet = "dim" if wl.state in ("paused", "exited") else ""
-        line.append(f" {figures.elapsed_seconds:6.1f} s  done {format_count(figures.completed)}", style=quiet)
+        line.append(f" {figures.measured_seconds:6.1f} s  done {format_count(figures.completed)}", style=quiet)
         line.append(f"  errors {figures.errors}", style="bold red" if figures.errors else quiet)
+        host_busy = wl.run.host_busy is not None
+        line.append(f"  {figures.stability}", style="bold yellow" if host_busy else "dim")
     if wl.state in ("crashed", "exited") and wl.exit_code is not None:
         line.append(f"  exit {wl.exit_code}", style="dim")
         if wl.last_error is not None:
@@ -77,7 +79,10 @@ def figures(wl: WorkloadState, dim: bool) -> list[Text]:
     value_style = "dim" if dim else "bold"
     rate, latency = (run.throughput, run.latency) if dim else (run.recent_throughput, run.recent_latency)
     throughput = Text("throughput ", style="dim")
-    throughput.append(format_rate(rate), style=value_style)
+    if wl.state == "paused" and not dim:  # nothing runs: no live rate to show
+        throughput.append("paused", style="bold yellow")
+    else:
+        throughput.append(format_rate(rate), style=value_style)
     throughput.append(f"  run p50 {format_seconds(run.latency['p50'])} p99 {format_seconds(run.latency['p99'])}",
                       style="dim")
     percentiles = Text()
