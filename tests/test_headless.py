@@ -71,7 +71,6 @@ def test_export_of_a_short_cpu_run(python, child_env, tmp_path):
     row = document["rows"][0]
     assert row["status"] == "ok", row_fields(row)
     assert row["duration_seconds"] == pytest.approx(3.0, abs=0.3)
-    assert wall - row["duration_seconds"] < 12, f"start-up, warm-up and tear-down took {wall:.1f} s"
     assert row["completed"] / row["duration_seconds"] == pytest.approx(row["throughput_per_second"], rel=0.02)
     assert row["completed"] == sum(w["completed"] for w in row["windows"]) == row["latency_count"]
     assert row["params"] == 3_165_826 and row["backend"] == "cpu" and row["host_cpu_model"]

@@ -93,7 +93,7 @@ def test_cnn_single_stream_reports_lifecycle_windows_and_a_cache_hit_on_restart(
     windows = [e for e in events if isinstance(e, Window)]
     assert 2 <= len(windows) <= 6
     assert all(w.completed % 2 == 0 and w.completed > 0 for w in windows)  # batch 2: samples, not calls
-    assert 1.2 <= sum(w.duration for w in windows) < 2.5  # measured until --duration (a last call may overrun)
+    assert sum(w.duration for w in windows) >= 1.2  # measured until --duration (how far a last call overruns is no test)
     assert all(w.per_core_completed == [w.completed] for w in windows)
     assert windows[0].percentiles["p50"] > 0 and windows[0].throughput == pytest.approx(
         windows[0].completed / windows[0].duration)
