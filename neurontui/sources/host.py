@@ -24,6 +24,7 @@ FIRST_SAMPLE_SECONDS = 0.5  # CPU shares need an interval; do not make --once wa
 
 class HostSource(Source):
     name = SOURCE
+    watch_stalls = True  # a psutil or NVML call that hangs (a wedged driver) is an outage too
 
     def __init__(self, store: Store, interval: float = 1.0, recorder: Recorder | None = None) -> None:
         super().__init__(store, recorder)

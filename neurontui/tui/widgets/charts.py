@@ -19,8 +19,9 @@ KIND_TITLES = {"neuroncore": "NeuronCores", "gpu": "GPUs", "vcpu": "vCPUs"}
 KIND_COLORS = {"neuroncore": "green+", "gpu": "magenta+", "vcpu": "cyan"}
 
 
-def window_label(seconds: int) -> str:
-    return f"{seconds // 60}m"
+def window_label(seconds: float) -> str:
+    """60 -> '1m', 30 -> '30s', 150 -> '2.5m'."""
+    return f"{seconds:g}s" if seconds < 60 else f"{seconds / 60:g}m"
 
 
 def recent(points: Sequence[tuple[float, float]], window: float, max_points: int) -> tuple[list[float], list[float]]:
@@ -105,9 +106,12 @@ class ChartsPanel(Vertical):
                        [("", series["throughput"], "gray" if previous else "green+")])
         plot = self._plot("latency")
         if plot is not None:
-            self._draw(plot, f"latency ms {window_label(self.window)}{suffix}",
-                       [("p50", series["p50"], "gray" if previous else "cyan+"),
-                        ("p99", series["p99"], "gray+" if previous else "orange+")])
+            # seconds once latencies pass a second (CRAFT on a CPU), so the axis never reads 10257.2
+            slowest = max((ms for _, ms in series["p99"] + series["p50"]), default=0.0)
+            unit, scale = ("s", 1e-3) if slowest >= 1000 else ("ms", 1.0)
+            self._draw(plot, f"latency {unit} {window_label(self.window)}{suffix}",
+                       [("p50", [(t, v * scale) for t, v in series["p50"]], "gray" if previous else "cyan+"),
+                        ("p99", [(t, v * scale) for t, v in series["p99"]], "gray+" if previous else "orange+")])
 
     def replot_utilization(self, history: Iterable[HistoryPoint]) -> None:
         plot = self._plot("util")
@@ -132,4 +136,7 @@ class ChartsPanel(Vertical):
                 plt.plot(xs, ys, marker="braille", color=color, label=label or None)
                 top = max(top, max(ys))
         plt.ylim(0, y_max if y_max is not None else (top * 1.15 or 1))
+        # plotext drops x tick labels it cannot fit: name the three that always do
+        plt.xticks([-self.window, -self.window / 2, 0],
+                   [f"-{window_label(self.window)}", f"-{window_label(self.window // 2)}", "now"])
         plot.refresh()

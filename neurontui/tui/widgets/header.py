@@ -36,13 +36,15 @@ class HeaderBar(Widget):
             self.refresh()
 
     def render(self) -> RenderableType:
-        top = Text("neurontui ", style="bold")
+        top = Text("neurontui", style="bold")
+        top.append(" on ", style="dim")
         top.append(self.host)
         instance = self.snapshot.instance.get("instance_type") if self.snapshot else None
         if instance:
             top.append(f" · {instance}", style="bold")
         for health in self.health:
-            top.append(f"  {health.name} ")
+            top.append("  telemetry ", style="dim")
+            top.append(f"{health.name} ")
             top.append("up" if health.up else "down", style="green" if health.up else "bold red")
             if health.bad_lines:
                 top.append(f" ({health.bad_lines} bad lines)", style="yellow")
