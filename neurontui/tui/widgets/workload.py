@@ -33,14 +33,15 @@ class WorkloadPanel(Widget):
             return Text("watching the hardware only (--no-workload)", style="dim")
         if wl is None:
             return Text("starting the workload…", style="dim")
-        lines = [state_line(wl, self.size.width or 40)]
+        width = self.size.width or 80
+        lines = [state_line(wl, width)]
         if wl.run.window_count:
-            lines += figures(wl, dim=False)
+            lines += figures(wl, dim=False, width=width)
         elif self.previous is not None and self.previous.run.window_count:
             lines.append(Text(f"previous run ({run_label(self.previous)}):", style="dim"))
-            lines += figures(self.previous, dim=True)
+            lines += figures(self.previous, dim=True, width=width)
         if wl.ready is not None:
-            lines.append(ready_line(wl))
+            lines.append(ready_line(wl, width))
         return panel_lines(lines)
 
 
@@ -63,7 +64,8 @@ def state_line(wl: WorkloadState, width: int) -> Text:
         line.append(f" {figures.measured_seconds:6.1f} s  done {format_count(figures.completed)}", style=quiet)
         line.append(f"  errors {figures.errors}", style="bold red" if figures.errors else quiet)
         host_busy = wl.run.host_busy is not None
-        line.append(f"  {figures.stability}", style="bold yellow" if host_busy else "dim")
+        if width >= 56 or figures.stability != "stable":  # narrow: only a verdict worth a warning
+            line.append(f"  {figures.stability}", style="bold yellow" if host_busy else "dim")
     if wl.state in ("crashed", "exited") and wl.exit_code is not None:
         line.append(f"  exit {wl.exit_code}", style="dim")
         if wl.last_error is not None:
@@ -71,14 +73,14 @@ def state_line(wl: WorkloadState, width: int) -> Text:
     return line
 
 
-def figures(wl: WorkloadState, dim: bool) -> list[Text]:
+def figures(wl: WorkloadState, dim: bool, width: int = 80) -> list[Text]:
     """Live: the last few seconds' throughput and percentiles, the run's p50/p99 beside them.
     A previous run (dim): the whole run's figures, which is what it measured."""
     run = wl.run.figures()
     style = "dim" if dim else ""
     value_style = "dim" if dim else "bold"
     rate, latency = (run.throughput, run.latency) if dim else (run.recent_throughput, run.recent_latency)
-    throughput = Text("throughput ", style="dim")
+    throughput = Text("throughput " if width >= 50 else "", style="dim")
     if wl.state == "paused" and not dim:  # nothing runs: no live rate to show
         throughput.append("paused", style="bold yellow")
     else:
@@ -86,13 +88,16 @@ def figures(wl: WorkloadState, dim: bool) -> list[Text]:
     throughput.append(f"  run p50 {format_seconds(run.latency['p50'])} p99 {format_seconds(run.latency['p99'])}",
                       style="dim")
     percentiles = Text()
-    for key in ("p50", "p90", "p99", "p99.9"):
+    # about 12 cells a percentile: where four do not fit, p90 gives way (the tail matters more)
+    for key in ("p50", "p90", "p99", "p99.9") if width >= 50 else ("p50", "p99", "p99.9"):
         percentiles.append(f"{key} ", style="dim")
         percentiles.append(f"{format_seconds(latency[key])} ", style=value_style if key in ("p50", "p99") else style)
     return [throughput, percentiles]
 
 
-def ready_line(wl: WorkloadState) -> Text:
+def ready_line(wl: WorkloadState, width: int = 80) -> Text:
+    """Params, cores, device memory, compile (cached) and load time; where they do not fit the
+    panel, params and then device memory give way, never the compile and load figures."""
     r = wl.ready
     assert r is not None
     parts = [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
@@ -100,4 +105,7 @@ def ready_line(wl: WorkloadState) -> Text:
         parts.append(f"dev {format_bytes(r.device_memory_bytes)}")
     parts += [f"compile {format_duration(r.compile_seconds)}" + (" cached" if r.cached else ""),
               f"load {format_duration(r.load_seconds)}"]
+    for expendable in (parts[0], parts[2] if r.device_memory_bytes else None, parts[1]):
+        if len(" · ".join(parts)) > width and expendable in parts:
+            parts.remove(expendable)
     return Text(" · ".join(parts), style="dim")
