@@ -6,7 +6,7 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
-from ...format import format_bytes, format_count, format_duration, format_rate, format_seconds
+from ...format import format_bytes, format_count, format_duration, format_rate, format_ratio, format_seconds
 from ...store import WorkloadState
 from .bars import panel_lines, bar
 
@@ -95,9 +95,25 @@ def figures(wl: WorkloadState, dim: bool) -> list[Text]:
 def ready_line(wl: WorkloadState) -> Text:
     r = wl.ready
     assert r is not None
-    parts = [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
+    parts = capacity_parts(wl)
+    parts += [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
     if r.device_memory_bytes:
         parts.append(f"dev {format_bytes(r.device_memory_bytes)}")
     parts += [f"compile {format_duration(r.compile_seconds)}" + (" cached" if r.cached else ""),
               f"load {format_duration(r.load_seconds)}"]
     return Text(" · ".join(parts), style="dim")
+
+
+def capacity_parts(wl: WorkloadState) -> list[str]:
+    """Copies (when more than one) and the bucket mix lead the ready line: the panel's height is fixed."""
+    r, run = wl.ready, wl.run.figures()
+    assert r is not None
+    parts = []
+    if r.copies > 1:
+        parts.append(f"{r.copies} copies × {format_bytes(r.bytes_per_copy)}"
+                     + (f" (fit {format_count(r.copies_fit)})" if r.copies_fit is not None else ""))
+    if r.bucket_lengths:
+        counts = list(run.bucket_completed) + [0] * (len(r.bucket_lengths) - len(run.bucket_completed))
+        parts.append(f"pad {format_ratio(run.padding_ratio)} "
+                     + " ".join(f"{length}:{format_count(n)}" for length, n in zip(r.bucket_lengths, counts)))
+    return parts
