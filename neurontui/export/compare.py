@@ -137,7 +137,7 @@ def comparison_tables(rows: list[dict[str, Any]], baseline: str) -> list[str]:
         lines += markdown_table(["host", "backend", "device", "mode", "batch", "conc", "samples/s", "p50", "p99",
                                  "speed-up", "latency gain", "baseline", "stable", "source"], table)
         lines.append("")
-        lines += capacity_table(mine)
+        lines += capacity_table(model, mine)
     skipped = [r for r in rows if r.get("status", "ok") != "ok"]
     if skipped:
         lines += ["## Not measured", ""]
@@ -158,8 +158,8 @@ def _has_capacity(row: dict[str, Any]) -> bool:
                 or row.get("padding_ratio") is not None)
 
 
-def capacity_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Copies and variable-length input, for the rows of one model that used them (else nothing)."""
+def capacity_table(model: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Copies and variable-length input, for the rows of `model` that used them (else nothing)."""
     mine = [r for r in rows if _has_capacity(r)]
     if not mine:
         return []
@@ -167,7 +167,7 @@ def capacity_table(rows: list[dict[str, Any]]) -> list[str]:
               format_bytes(r.get("bytes_per_copy")), r.get("copies_fit"), format_bytes(r.get("artifact_bytes")),
               r.get("seq_len_dist"), r.get("buckets"), format_ratio(r.get("padding_ratio")),
               format_table_rate(_samples_per_second(r))] for r in mine]
-    return ["copies and padding:", ""] + markdown_table(
+    return [f"## {model}: copies and padding", ""] + markdown_table(
         ["host", "backend", "mode", "batch", "copies", "per copy", "fit", "file", "lengths", "buckets", "padding",
          "samples/s"], table) + [""]
 
