@@ -181,9 +181,12 @@ def _copies_fit(wl: WorkloadState, backend: str) -> Hint | None:
 def _bucket_saving(wl: WorkloadState) -> Hint | None:
     """bert with --seq-len-dist padded to one length: what a bucket set would save, before trying it."""
     config = WorkloadConfig.from_dict(wl.config)
-    if config.model != "bert" or not config.seq_len_dist or config.buckets or config.value_problems():
+    if config.model != "bert" or not config.seq_len_dist or config.buckets:
         return None
-    suggestion = bucket_saving(config.seq_len_dist, config.max_seq_len(), config.batch)
+    try:  # validated when the run started; a file: mix may have gone since
+        suggestion = bucket_saving(config.seq_len_dist, config.max_seq_len(), config.batch)
+    except ValueError:
+        return None
     if suggestion is None:
         return None
     buckets, now, then = suggestion

@@ -401,3 +401,27 @@ async def test_copies_keys_double_and_halve_the_loaded_copies(child_env):
     finally:
         app.shutdown()
     assert not workload.running
+
+
+@pytest.mark.parametrize("changes,factor,reason", [
+    ({"mode": "pipeline"}, 2, "pipeline mode cuts one model into stages: switch to single (s) or dp (d) for copies"),
+    ({"copies": "max"}, 2, "copies at max already (as many as fit)"),
+    ({"copies": "256"}, 2, "copies at the limit (256)"),
+    ({}, -2, "one copy already"),
+    ({"copies": "4"}, -2, None),
+    ({"copies": "max"}, -2, None),  # halves what max loaded
+])
+def test_the_copies_keys_say_why_they_cannot_act(changes, factor, reason):
+    store = Store()
+    config = WorkloadConfig(model="cnn", backend="cpu", **changes)
+    app = NeuronTUI(Session(store, config, WorkloadProcess(store)), host="test-host")  # never started
+    assert app.why_not("copies", (factor,)) == reason
+
+
+def test_copies_max_halves_the_copies_it_loaded():
+    store = Store()
+    config = WorkloadConfig(model="cnn", backend="cpu", copies="max")
+    store.workload_starting(config.as_dict(), pid=7)
+    store.workload_event(Ready(params=3_165_826, copies=12))
+    app = NeuronTUI(Session(store, config, WorkloadProcess(store)), host="test-host")
+    assert app.current_copies() == 12
