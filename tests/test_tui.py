@@ -360,10 +360,18 @@ async def test_the_ready_line_shows_copies_and_the_bucket_mix_at_80x24():
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         panel = app.query_one(WorkloadPanel)
-        ready = plain(panel).splitlines()[-1]
+        *_, ready, mix = plain(panel).splitlines()
+        assert ready.startswith("4 copies × 440.0 MiB (fit 52) · 109.5 M params")
         # the run's tokens: 300 pad over 1500 real; the counts per bucket over both windows
-        assert ready.startswith("4 copies × 440.0 MiB (fit 52) · pad 20% 32:4 64:6 128:10")
-        assert len(plain(panel).splitlines()) <= 5  # the panel's fixed height
+        assert mix == "pad 20% · 32:4 64:6 128:10"
+        assert len(plain(panel).splitlines()) == 5  # the panel's fixed height
+        # a new run with no figures yet under the previous run's: the mix leads its ready line
+        store.workload_starting(config.as_dict(), pid=2)
+        store.workload_event(Ready(params=109_482_240, bucket_lengths=[32, 64, 128]))
+        await pilot.pause(0.5)
+        lines = plain(panel).splitlines()
+        assert "previous run" in lines[1] and len(lines) == 5
+        assert lines[-1].startswith("pad - · 32:0 64:0 128:0 · 109.5 M params")
 
 
 @sync

@@ -10,12 +10,13 @@ from ...format import format_bytes, format_count, format_duration, format_rate, 
 from ...store import WorkloadState
 from .bars import panel_lines, bar
 
+PANEL_LINES = 5
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "crashed": "bold red", "exited": "dim",
                 "idle": "dim"}
 
 
 class WorkloadPanel(Widget):
-    DEFAULT_CSS = "WorkloadPanel { height: 5; }"  # fixed: new figures never re-layout the screen
+    DEFAULT_CSS = f"WorkloadPanel {{ height: {PANEL_LINES}; }}"  # fixed: new figures never re-layout the screen
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -40,7 +41,11 @@ class WorkloadPanel(Widget):
             lines.append(Text(f"previous run ({run_label(self.previous)}):", style="dim"))
             lines += figures(self.previous, dim=True)
         if wl.ready is not None:
-            lines.append(ready_line(wl))
+            mix = bucket_mix(wl)
+            room = mix is not None and len(lines) + 2 <= PANEL_LINES  # the mix on a line of its own
+            lines.append(ready_line(wl, with_mix=mix is not None and not room))
+            if room:
+                lines.append(Text(mix, style="dim"))
         return panel_lines(lines)
 
 
@@ -92,10 +97,18 @@ def figures(wl: WorkloadState, dim: bool) -> list[Text]:
     return [throughput, percentiles]
 
 
-def ready_line(wl: WorkloadState) -> Text:
+def ready_line(wl: WorkloadState, with_mix: bool = False) -> Text:
+    """Params, cores, memory, compile and load; led by the copies (when more than one) and, where
+    the bucket mix has no line of its own, by the mix."""
     r = wl.ready
     assert r is not None
-    parts = capacity_parts(wl)
+    parts = []
+    if r.copies > 1:
+        parts.append(f"{r.copies} copies × {format_bytes(r.bytes_per_copy)}"
+                     + (f" (fit {format_count(r.copies_fit)})" if r.copies_fit is not None else ""))
+    mix = bucket_mix(wl) if with_mix else None
+    if mix:
+        parts.append(mix)
     parts += [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
     if r.device_memory_bytes:
         parts.append(f"dev {format_bytes(r.device_memory_bytes)}")
@@ -104,16 +117,11 @@ def ready_line(wl: WorkloadState) -> Text:
     return Text(" · ".join(parts), style="dim")
 
 
-def capacity_parts(wl: WorkloadState) -> list[str]:
-    """Copies (when more than one) and the bucket mix lead the ready line: the panel's height is fixed."""
+def bucket_mix(wl: WorkloadState) -> str | None:
+    """Variable-length input: the run's padding ratio and completions per bucket length."""
     r, run = wl.ready, wl.run.figures()
-    assert r is not None
-    parts = []
-    if r.copies > 1:
-        parts.append(f"{r.copies} copies × {format_bytes(r.bytes_per_copy)}"
-                     + (f" (fit {format_count(r.copies_fit)})" if r.copies_fit is not None else ""))
-    if r.bucket_lengths:
-        counts = list(run.bucket_completed) + [0] * (len(r.bucket_lengths) - len(run.bucket_completed))
-        parts.append(f"pad {format_ratio(run.padding_ratio)} "
-                     + " ".join(f"{length}:{format_count(n)}" for length, n in zip(r.bucket_lengths, counts)))
-    return parts
+    if r is None or not r.bucket_lengths:
+        return None
+    counts = list(run.bucket_completed) + [0] * (len(r.bucket_lengths) - len(run.bucket_completed))
+    return f"pad {format_ratio(run.padding_ratio)} · " + " ".join(
+        f"{length}:{format_count(n)}" for length, n in zip(r.bucket_lengths, counts))
