@@ -154,7 +154,8 @@ def comparison_tables(rows: list[dict[str, Any]], baseline: str) -> list[str]:
 
 
 def _has_capacity(row: dict[str, Any]) -> bool:
-    return bool((row.get("copies") or 1) > 1 or row.get("bytes_per_copy") or row.get("buckets")
+    copies = row.get("copies")
+    return bool(isinstance(copies, int) and copies > 1 or row.get("bytes_per_copy") or row.get("buckets")
                 or row.get("padding_ratio") is not None)
 
 
