@@ -29,6 +29,7 @@ def copies_export(tmp_path_factory):
     out = neurontui(tmp, "--export", "x.json", "--model", "cnn", "--backend", "cpu", "--copies", "4",
                     "--duration", "2", "--cache-dir", str(tmp / "cache"))
     assert out.returncode == 0, out.stderr
+    assert ", 4 copies x " in out.stderr.splitlines()[-2]  # the run's summary line on stderr
     return tmp / "x.json"
 
 
@@ -40,6 +41,7 @@ def buckets_export(tmp_path_factory):
                     "uniform:5-16", "--sweep", "buckets=32,8/16/32", "--duration", "2", "--batch", "1",
                     "--cache-dir", str(tmp / "cache"))
     assert out.returncode == 0, out.stderr
+    assert "padding " in out.stderr and "(buckets 8,16,32)" in out.stderr
     return tmp / "s.json"
 
 
