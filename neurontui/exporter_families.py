@@ -24,7 +24,7 @@ from prometheus_client.samples import Sample
 
 from workloads.protocol import LatencyHistogram
 
-from .store import Store
+from .store import Store, WorkloadState
 from .telemetry import CORE_MEMORY_PARTS, Snapshot
 from .workload import SOURCE as WORKLOAD_SOURCE
 
@@ -272,6 +272,26 @@ class StoreCollector(Collector):
         if throughput is not None:
             out.gauge("neurontui_workload_throughput_requests_per_second",
                       "Inferences per second over the last few seconds of windows", {}, throughput)
+        self._capacity(out, workload)
+
+    def _capacity(self, out: _Families, workload: WorkloadState) -> None:
+        """--copies and variable-length input; labels bounded by the child (256 copies, 16 buckets)."""
+        ready, figures = workload.ready, workload.run.figures()
+        if ready is not None and (ready.copies > 1 or ready.bytes_per_copy is not None):
+            out.gauge("neurontui_workload_copies", "Copies of the model loaded (--copies)", {}, ready.copies)
+            out.gauge("neurontui_workload_bytes_per_copy", "Measured memory per loaded copy (slope over the loads)",
+                      {}, ready.bytes_per_copy)
+            out.gauge("neurontui_workload_copies_fit", "Copies the device's memory holds at the measured bytes per copy",
+                      {}, ready.copies_fit)
+            for index, completed in enumerate(figures.per_copy_completed):
+                out.counter("neurontui_workload_copy_requests", "Inferences completed by each copy (this run)",
+                            {"copy": str(index)}, completed)
+        lengths = ready.bucket_lengths if ready is not None else []
+        for length, completed in zip(lengths, figures.bucket_completed):
+            out.counter("neurontui_workload_bucket_requests", "Inferences padded to each bucket length (this run)",
+                        {"bucket_length": str(length)}, completed)
+        out.gauge("neurontui_workload_padding_ratio", "Pad tokens over real tokens (this run)", {},
+                  figures.padding_ratio)
 
 
 def instance_labels(snapshot: Snapshot) -> dict[str, str]:

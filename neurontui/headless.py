@@ -18,7 +18,7 @@ from workloads.config import WorkloadConfig
 
 from .export.schema import new_document
 from .export.writers import check_writable, render, render_json, write_atomic
-from .format import format_rate, format_seconds
+from .format import format_bytes, format_ratio, format_rate, format_seconds
 from .host_info import describe_host
 from .progress import Progress, describe
 from .run import TelemetryStats
@@ -224,5 +224,10 @@ def summarize(row: dict[str, Any]) -> str:
     if p50 is None or p99 is None:
         return f"{row['completed']} completed"
     errors = f", {row['errors']} errors" if row.get("errors") else ""
+    capacity = ""
+    if (row.get("copies") or 1) > 1:
+        capacity += f", {row['copies']} copies x {format_bytes(row.get('bytes_per_copy'))}"
+    if row.get("padding_ratio") is not None:
+        capacity += f", padding {format_ratio(row['padding_ratio'])} (buckets {row.get('buckets')})"
     return (f"{format_rate(row['throughput_per_second'])} over {row['duration_seconds']:.1f} s, "
-            f"p50 {format_seconds(p50)}, p99 {format_seconds(p99)}{errors}, {row['stability']}")
+            f"p50 {format_seconds(p50)}, p99 {format_seconds(p99)}{errors}{capacity}, {row['stability']}")

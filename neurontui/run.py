@@ -2,7 +2,9 @@
 
 The Store owns one RunRecord per workload run. Each window event is taken once (its
 histogram decoded once, by the protocol) and folded into whole-run totals: completed,
-errors, measured seconds, the merged latency histogram, per-core completions. A rolling
+errors, measured seconds, the merged latency histogram, per-core completions, and with
+--copies or variable-length input the per-copy completions and latency sums, per-bucket
+completions and merged histograms, and real and padded tokens. A rolling
 recent view (the last RECENT_SECONDS) gives the live figures, and the stability verdict
 follows perf_analyzer's rule (workloads/rules.py). The screen, `/metrics`, progress lines,
 hints and export rows read `figures()`; nothing re-merges windows. The ring of windows is
@@ -19,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from workloads.buckets import MAX_BUCKETS
+from workloads.copies import MAX_COPIES
 from workloads.protocol import PERCENTILES, LatencyHistogram, Window, percentile_key
 from workloads.rules import STABLE_WINDOWS, stability
 
@@ -27,6 +31,7 @@ from .telemetry import Snapshot
 WINDOW_POINTS = 3600  # workload windows (~0.5 s each) kept for plots and series: 30 min
 RECENT_SECONDS = 5.0  # the live figures merge the windows of the last few seconds
 LATENCY_KEYS = tuple(percentile_key(q) for q in PERCENTILES) + ("min", "max", "mean")
+BUCKET_LATENCY_KEYS = ("p50", "p99")  # per bucket: the typical request and the tail
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,15 @@ class RunFigures:
     first_start: float | None  # unix seconds of the first measured window's start
     last_end: float | None
     per_core_completed: tuple[int, ...]
+    # --copies: per copy (index as loaded), samples completed and their mean latency (seconds)
+    per_copy_completed: tuple[int, ...] = ()
+    per_copy_mean_latency: tuple[float | None, ...] = ()
+    # variable-length input, per bucket of ready.bucket_lengths: samples and {p50, p99} seconds
+    bucket_completed: tuple[int, ...] = ()
+    bucket_latency: tuple[dict[str, float | None], ...] = ()
+    real_tokens: int = 0
+    pad_tokens: int = 0
+    padding_ratio: float | None = None  # pad tokens / real tokens over the whole run
 
 
 class TelemetryStats:
@@ -122,6 +136,13 @@ class RunRecord:
     measured_seconds: float = 0.0
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
     per_core_completed: list[int] = field(default_factory=list)
+    # Bounded like the child's own lists: at most MAX_COPIES copies and MAX_BUCKETS buckets.
+    per_copy_completed: list[int] = field(default_factory=list)
+    per_copy_latency_seconds: list[float] = field(default_factory=list)
+    bucket_completed: list[int] = field(default_factory=list)
+    bucket_histograms: list[LatencyHistogram] = field(default_factory=list)
+    real_tokens: int = 0
+    pad_tokens: int = 0
     telemetry: TelemetryStats = field(default_factory=TelemetryStats)
     host_busy: str | None = None  # why the host's other load makes the figures suspect, if it does
     host_others_share: float | None = None  # of all vCPU time while measuring, other processes took this
@@ -145,6 +166,15 @@ class RunRecord:
             if index == len(self.per_core_completed):
                 self.per_core_completed.append(0)
             self.per_core_completed[index] += count
+        _add_each(self.per_copy_completed, window.per_copy_completed[:MAX_COPIES], 0)
+        _add_each(self.per_copy_latency_seconds, window.per_copy_latency_seconds[:MAX_COPIES], 0.0)
+        _add_each(self.bucket_completed, window.bucket_completed[:MAX_BUCKETS], 0)
+        for index, hist in enumerate(window.bucket_latency[:MAX_BUCKETS]):
+            if index == len(self.bucket_histograms):
+                self.bucket_histograms.append(LatencyHistogram())
+            self.bucket_histograms[index].merge(LatencyHistogram.from_dict(hist))  # checked by the protocol
+        self.real_tokens += window.real_tokens
+        self.pad_tokens += window.pad_tokens
         if self._first_start is None:
             self._first_start = window.start
         self._throughputs.append(window.throughput)
@@ -192,7 +222,15 @@ class RunRecord:
             recent_throughput=recent_completed / recent_seconds if recent_seconds > 0 else None,
             recent_latency=_latency(recent), stability=verdict,
             first_start=self._first_start, last_end=last.end if last is not None else None,
-            per_core_completed=tuple(self.per_core_completed))
+            per_core_completed=tuple(self.per_core_completed),
+            per_copy_completed=tuple(self.per_copy_completed),
+            per_copy_mean_latency=tuple(total / n if n else None for n, total
+                                        in zip(self.per_copy_completed, self.per_copy_latency_seconds)),
+            bucket_completed=tuple(self.bucket_completed),
+            bucket_latency=tuple({key: hist.percentile(q) for key, q in zip(BUCKET_LATENCY_KEYS, (50.0, 99.0))}
+                                 for hist in self.bucket_histograms),
+            real_tokens=self.real_tokens, pad_tokens=self.pad_tokens,
+            padding_ratio=self.pad_tokens / self.real_tokens if self.real_tokens else None)
 
     def copy(self) -> RunRecord:
         """A copy a reader may keep while the Store's record moves on (take it under the lock)."""
@@ -202,8 +240,22 @@ class RunRecord:
         clone.histogram = LatencyHistogram()
         clone.histogram.merge(self.histogram)
         clone.per_core_completed = list(self.per_core_completed)
+        clone.per_copy_completed = list(self.per_copy_completed)
+        clone.per_copy_latency_seconds = list(self.per_copy_latency_seconds)
+        clone.bucket_completed = list(self.bucket_completed)
+        clone.bucket_histograms = [LatencyHistogram() for _ in self.bucket_histograms]
+        for mine, theirs in zip(clone.bucket_histograms, self.bucket_histograms):
+            mine.merge(theirs)
         clone.telemetry = self.telemetry.copy()
         return clone
+
+
+def _add_each(totals: list, values: list, zero: float) -> None:
+    """totals[i] += values[i], growing `totals` as a longer list arrives."""
+    for index, value in enumerate(values):
+        if index == len(totals):
+            totals.append(zero)
+        totals[index] += value
 
 
 def _latency(histogram: LatencyHistogram) -> dict[str, float | None]:

@@ -434,3 +434,42 @@ def test_a_failing_scrape_answers_500_and_logs_once_instead_of_printing_a_traceb
     finally:
         exporter.close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_copies_and_bucket_series_follow_the_run_record():
+    from workloads.protocol import Ready
+
+    store = Store()
+    store.workload_starting({"model": "bert", "backend": "cpu", "copies": "2", "buckets": "32,64"}, pid=42)
+    store.workload_event(Ready(params=1, copies=2, bytes_per_copy=400 << 20, copies_fit=30, bucket_lengths=[32, 64]))
+    for start, per_copy, per_bucket in ((0.0, [2, 1], [1, 2]), (0.5, [1, 2], [3, 0])):
+        hist, buckets = LatencyHistogram(), []
+        for n in per_bucket:
+            bucket = LatencyHistogram()
+            if n:
+                bucket.record(0.01, n)
+            hist.merge(bucket)
+            buckets.append(bucket.to_dict())
+        window = Window.from_histogram(start, start + 0.5, hist, errors=0, per_core_completed=[])
+        window.per_copy_completed, window.per_copy_latency_seconds = per_copy, [0.01 * n for n in per_copy]
+        window.bucket_completed, window.bucket_latency = per_bucket, buckets
+        window.real_tokens, window.pad_tokens = 100, 25
+        store.workload_event(window)
+    text = exposition(store)
+    assert value(text, "neurontui_workload_copies") == 2
+    assert value(text, "neurontui_workload_bytes_per_copy") == 400 << 20
+    assert value(text, "neurontui_workload_copies_fit") == 30
+    assert series(text, "neurontui_workload_copy_requests_total") == [({"copy": "0"}, 3.0), ({"copy": "1"}, 3.0)]
+    assert series(text, "neurontui_workload_bucket_requests_total") == [({"bucket_length": "32"}, 4.0),
+                                                                        ({"bucket_length": "64"}, 2.0)]
+    assert value(text, "neurontui_workload_padding_ratio") == 0.25
+
+
+def test_a_run_without_copies_or_buckets_has_no_such_series():
+    store = Store()
+    store.workload_starting({"model": "cnn", "backend": "cpu"}, pid=42)
+    hist = LatencyHistogram()
+    hist.record(0.01, 3)
+    store.workload_event(Window.from_histogram(0.0, 0.5, hist, errors=0, per_core_completed=[]))
+    names = {name for name, _, _ in samples(exposition(store))}
+    assert not {n for n in names if "cop" in n or "bucket_requests" in n or "padding" in n}

@@ -102,3 +102,62 @@ def test_cpu_runs_get_no_device_memory_hint():
     store = running_store(backend="cpu")
     store.workload_event(Ready(params=25_557_032, cores_used=1, device_memory_bytes=100 << 20))
     assert not any("per loaded copy" in h.text for h in compute_hints(store.workload, None))
+
+
+def test_measured_copies_replace_the_one_copy_extrapolation_and_face_the_file_size_guess():
+    store = running_store(backend="cuda", copies="4")
+    store.workload_event(Ready(params=25_557_032, cores_used=1, device_memory_bytes=4 * 100 << 20,
+                               artifact_bytes=98 << 20, copies=4, memory_before_copies=1 << 30,
+                               memory_after_each_load=[(1 << 30) + (k * 100 << 20) for k in (1, 2, 3, 4)],
+                               bytes_per_copy=100 << 20, copies_fit=(15 << 30) // (100 << 20),
+                               memory_total_bytes=16 << 30, memory_source="cuda allocated"))
+    texts = [h.text for h in update_hints(store)]
+    assert not any("per loaded copy (" in t for t in texts)  # the extrapolation from one load is gone
+    measured = [t for t in texts if "measured" in t]
+    assert measured == ["resnet50: 100.0 MiB per loaded copy, measured (cuda allocated, slope over 4 loads): "
+                        "153 copies fit in 16.0 GiB; the file-size guess (98.0 MiB per copy) says 156"]
+
+
+def test_copies_max_says_why_it_stopped():
+    store = running_store(backend="cpu", copies="max")
+    store.workload_event(Ready(params=3_165_826, copies=7, memory_before_copies=100, memory_after_each_load=[200, 300],
+                               bytes_per_copy=100, copies_fit=9, memory_total_bytes=1000,
+                               memory_source="process resident",
+                               copies_stopped="the next copy would leave less than 10% of memory free"))
+    [hint] = [h.text for h in compute_hints(store.workload, None) if h.key.startswith("copies-fit")]
+    assert hint.endswith("; 7 loaded: the next copy would leave less than 10% of memory free")
+
+
+def test_a_bucket_set_is_suggested_from_the_length_mix_before_the_user_tries_it():
+    from workloads.buckets import padding_ratio, parse_buckets, parse_seq_len_dist
+
+    store = running_store(backend="cpu", model="bert", seq_len_dist="uniform:16-128")
+    mix = parse_seq_len_dist("uniform:16-128")
+    now, then = padding_ratio(mix, [128]), padding_ratio(mix, parse_buckets("32,64,128"))
+    [hint] = [h.text for h in update_hints(store) if h.text.startswith("buckets")]
+    assert hint.startswith(f"buckets 32,64,128 would cut padding from {now:.0%} to {then:.0%} on this length mix")
+    assert (f"{now:.0%}", f"{then:.0%}") == ("78%", "33%")
+
+
+@pytest.mark.parametrize("config", [
+    {"seq_len_dist": "uniform:16-128", "buckets": "32,64,128"},  # buckets chosen already
+    {"seq_len_dist": "uniform:16-128", "batch": 8},  # the longest of 8 rows is near 128: nothing to cut
+    {"seq_len_dist": "uniform:120-128"},  # every length is near the top
+    {},  # one fixed length
+])
+def test_no_bucket_suggestion_where_buckets_would_not_cut_padding(config):
+    store = running_store(backend="cpu", model="bert", **config)
+    assert not any(h.key.startswith("buckets") for h in compute_hints(store.workload, None))
+
+
+@pytest.mark.parametrize("mix,longest,expected", [
+    ("uniform:16-128", 128, [32, 64, 128]),
+    ("uniform:5-16", 128, [8, 16]),  # the top is the longest length the mix draws, not 128
+    ("normal:64,16", 128, [32, 64, 128]),  # a normal mix is clipped at the padded length
+    ("uniform:1-512", 512, [64, 128, 256, 512]),  # a few buckets: each is a compile
+])
+def test_suggested_buckets_are_powers_of_two_over_the_mix(mix, longest, expected):
+    from neurontui.hints import suggest_buckets
+    from workloads.buckets import parse_seq_len_dist
+
+    assert suggest_buckets(parse_seq_len_dist(mix), longest) == expected

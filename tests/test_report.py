@@ -117,3 +117,17 @@ def test_with_an_output_file_the_tables_go_there_not_to_stdout(python, child_env
     assert out.returncode == 0 and "## resnet50" not in out.stdout
     assert "## resnet50" in (tmp_path / "compare.md").read_text()
     assert "wrote the tables to" in out.stderr
+
+
+def test_capacity_section_only_for_rows_with_copies_or_buckets_and_odd_cells_do_not_stop_it(python, child_env,
+                                                                                          tmp_path):
+    plain = row_of(measured_store([2000, 2000]))
+    copies = dict(row_of(measured_store([4000, 4000])), copies=4, bytes_per_copy=12 << 20, copies_fit=1900)
+    odd = dict(row_of(measured_store([1000, 1000])), copies="four", buckets=None)  # a hand-edited file
+    path = export_file(tmp_path, "mine.json", HOST, [plain, copies, odd])
+    out = run_report(python, child_env, path, "--no-chart")
+    assert out.returncode == 0, out.stderr
+    section = out.stdout.split("## cnn: copies and padding\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    assert len(rows) == 1 and "| 4 | 12.0 MiB | 1900 |" in rows[0]
+    assert len(table_rows(out.stdout, "cnn")) == 3  # the main table keeps every row

@@ -144,3 +144,64 @@ def test_a_host_busy_with_other_processes_marks_the_run_and_says_so(child_env, t
     assert row["stability"].startswith("unstable (host busy: ") and "used by other processes" in row["stability"]
     assert any(e.level == "warning" and e.source == "host" and "host busy" in e.text for e in store.events)
     assert "host busy" in screen_text(session)
+
+
+def capacity_window(start: float, per_copy: list[int], bucket_latencies: list[list[float]], real: int, pad: int):
+    """A window as a --copies, bucketed child sends it, read back through the protocol."""
+    from workloads.protocol import LatencyHistogram, Window, decode
+
+    buckets = []
+    for latencies in bucket_latencies:
+        hist = LatencyHistogram()
+        for seconds in latencies:
+            hist.record(seconds)
+        buckets.append(hist)
+    whole = LatencyHistogram()
+    for hist in buckets:
+        whole.merge(hist)
+    window = Window.from_histogram(start, start + 0.5, whole, 0, [])
+    window.per_copy_completed = per_copy
+    window.per_copy_latency_seconds = [0.01 * n for n in per_copy]  # each copy's samples took 10 ms
+    window.bucket_completed = [h.count for h in buckets]
+    window.bucket_latency = [h.to_dict() for h in buckets]
+    window.real_tokens, window.pad_tokens = real, pad
+    window.padding_ratio = pad / real
+    return decode(window.to_json())
+
+
+def test_copies_and_buckets_add_up_over_the_whole_run_not_the_ring():
+    from neurontui.run import RunRecord
+
+    record = RunRecord(window_points=2)  # three windows: the ring keeps two, the totals all three
+    record.add_window(capacity_window(0.0, [3, 1], [[0.002, 0.002], [0.008, 0.009]], real=40, pad=10))
+    record.add_window(capacity_window(0.5, [2, 2], [[0.003], [0.010, 0.011, 0.012]], real=30, pad=30))
+    record.add_window(capacity_window(1.0, [1, 0], [[0.002], []], real=10, pad=0))
+    figures = record.figures()
+    assert figures.per_copy_completed == (6, 3) and sum(figures.per_copy_completed) == figures.completed == 9
+    assert figures.per_copy_mean_latency == pytest.approx((0.01, 0.01))
+    assert figures.bucket_completed == (4, 5)
+    assert figures.bucket_latency[0]["p50"] == pytest.approx(0.002, rel=0.01)
+    assert figures.bucket_latency[1]["p99"] == pytest.approx(0.012, rel=0.01)
+    # the run's ratio is its tokens summed (40 pad / 80 real), not a mean of the windows' ratios
+    assert (figures.real_tokens, figures.pad_tokens, figures.padding_ratio) == (80, 40, 0.5)
+    kept = record.copy()
+    record.add_window(capacity_window(1.5, [1, 0], [[0.002], []], real=10, pad=0))
+    assert kept.figures().per_copy_completed == (6, 3) and record.figures().per_copy_completed == (7, 3)
+    assert kept.figures().bucket_completed == (4, 5) and record.figures().bucket_completed == (5, 5)
+
+
+def test_a_run_without_copies_or_buckets_has_none_of_their_figures():
+    from neurontui.run import RunRecord
+
+    record = RunRecord()
+    record.add_window(_plain_window())
+    figures = record.figures()
+    assert figures.per_copy_completed == () and figures.bucket_completed == () and figures.padding_ratio is None
+
+
+def _plain_window():
+    from workloads.protocol import LatencyHistogram, Window
+
+    hist = LatencyHistogram()
+    hist.record(0.004, 5)
+    return Window.from_histogram(0.0, 0.5, hist, 0, [5])

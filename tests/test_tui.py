@@ -328,3 +328,108 @@ async def test_vcpu_bars_show_the_part_other_processes_take():
         lines = plain(app.query_one(CoresPanel)).splitlines()
         assert "▒ others 25%" in lines[0]  # the mean over the vCPUs
         assert "▒" in lines[1] and "▒" not in lines[2]
+
+
+def bucketed_window(start: float, bucket_completed: list[int], real: int, pad: int) -> Window:
+    hist = LatencyHistogram()
+    buckets = []
+    for n in bucket_completed:
+        bucket = LatencyHistogram()
+        if n:
+            bucket.record(0.05, n)
+        hist.merge(bucket)
+        buckets.append(bucket.to_dict())
+    window = Window.from_histogram(start, start + 0.5, hist, 0, [])
+    window.bucket_completed, window.bucket_latency = bucket_completed, buckets
+    window.real_tokens, window.pad_tokens, window.padding_ratio = real, pad, pad / real
+    return window
+
+
+@sync
+async def test_the_ready_line_shows_copies_and_the_bucket_mix_at_80x24():
+    store = Store()
+    config = WorkloadConfig(model="bert", backend="cpu", copies="4", seq_len_dist="uniform:16-128",
+                            buckets="32,64,128")
+    scenes.publish_run(store, config, "cpu", Ready(params=109_482_240, copies=4, bytes_per_copy=440 << 20,
+                                                   copies_fit=52, bucket_lengths=[32, 64, 128]),
+                       windows=0, latency=0.05, end=time.time())
+    now = time.time()
+    store.workload_event(bucketed_window(now - 1.0, [3, 5, 2], real=600, pad=200))
+    store.workload_event(bucketed_window(now - 0.5, [1, 1, 8], real=900, pad=100))
+    app = NeuronTUI(Session(store, config, None), host="test-host")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        panel = app.query_one(WorkloadPanel)
+        *_, ready, mix = plain(panel).splitlines()
+        assert ready.startswith("4 copies × 440.0 MiB (fit 52) · 109.5 M params")
+        # the run's tokens: 300 pad over 1500 real; the counts per bucket over both windows
+        assert mix == "pad 20% · 32:4 64:6 128:10"
+        assert len(plain(panel).splitlines()) == 5  # the panel's fixed height
+        # a new run with no figures yet under the previous run's: the mix leads its ready line
+        store.workload_starting(config.as_dict(), pid=2)
+        store.workload_event(Ready(params=109_482_240, bucket_lengths=[32, 64, 128]))
+        await pilot.pause(0.5)
+        lines = plain(panel).splitlines()
+        assert "previous run" in lines[1] and len(lines) == 5
+        assert lines[-1].startswith("pad - · 32:0 64:0 128:0 · 109.5 M params")
+
+
+@sync
+async def test_a_run_without_copies_or_buckets_keeps_its_ready_line():
+    store = Store()
+    scenes.publish_run(store, FAST_CPU_RUN, "cpu", Ready(params=3_165_826, cores_used=1), windows=2,
+                       latency=0.004, end=time.time())
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, None), host="test-host")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert plain(app.query_one(WorkloadPanel)).splitlines()[-1].startswith("3.2 M params · 1 core")
+
+
+@pytest.mark.slow
+@sync
+async def test_copies_keys_double_and_halve_the_loaded_copies(child_env):
+    store = Store()
+    workload = WorkloadProcess(store, env=child_env)
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, workload), host="test-host")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: store.workload.ready is not None, what="the first load")
+            assert app.check_action("copies", (-2,)) is None
+            await pilot.press("N")
+            await wait_for(pilot, lambda: "copies-: one copy already" in {e.text for e in store.events},
+                           timeout=5, what="the reason")
+            await pilot.press("n")
+            assert app.config.copies == "2"
+            await wait_for(pilot, lambda: store.workload.ready is not None and store.workload.ready.copies == 2
+                           and store.workload.run.window_count, what="two copies loaded and measured")
+            await wait_for(pilot, lambda: "2 copies ×" in plain(app.query_one(WorkloadPanel)), timeout=5,
+                           what="the copies on screen")
+            assert app.check_action("copies", (-2,))  # now it can halve
+            assert sum(store.workload.run.figures().per_copy_completed) == store.workload.run.figures().completed
+    finally:
+        app.shutdown()
+    assert not workload.running
+
+
+@pytest.mark.parametrize("changes,factor,reason", [
+    ({"mode": "pipeline"}, 2, "pipeline mode cuts one model into stages: switch to single (s) or dp (d) for copies"),
+    ({"copies": "max"}, 2, "copies at max already (as many as fit)"),
+    ({"copies": "256"}, 2, "copies at the limit (256)"),
+    ({}, -2, "one copy already"),
+    ({"copies": "4"}, -2, None),
+    ({"copies": "max"}, -2, None),  # halves what max loaded
+])
+def test_the_copies_keys_say_why_they_cannot_act(changes, factor, reason):
+    store = Store()
+    config = WorkloadConfig(model="cnn", backend="cpu", **changes)
+    app = NeuronTUI(Session(store, config, WorkloadProcess(store)), host="test-host")  # never started
+    assert app.why_not("copies", (factor,)) == reason
+
+
+def test_copies_max_halves_the_copies_it_loaded():
+    store = Store()
+    config = WorkloadConfig(model="cnn", backend="cpu", copies="max")
+    store.workload_starting(config.as_dict(), pid=7)
+    store.workload_event(Ready(params=3_165_826, copies=12))
+    app = NeuronTUI(Session(store, config, WorkloadProcess(store)), host="test-host")
+    assert app.current_copies() == 12

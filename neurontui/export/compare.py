@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..args import OneLineParser
-from ..format import format_table_rate, format_times
+from ..format import format_bytes, format_ratio, format_table_rate, format_times
 from .schema import EXPORT_KIND, EXPORT_SCHEMA, SEED_NOTE, latency_column
 from .writers import latency_cell, check_writable, markdown_table, write_atomic
 
@@ -42,7 +42,8 @@ def load_export(path: str) -> tuple[dict[str, Any] | None, str | None]:
 # CSV cells are text: these columns hold counts or numbers, `cached` a boolean, an empty cell None.
 _TEXT_COLUMNS = {"status", "reason", "origin", "method", "host_label", "host_instance_type", "host_cpu_model",
                  "host_gpu_name", "hostname", "model", "backend", "device_name", "precision", "mode", "scenario",
-                 "stability", "core_kind", "started_at"}
+                 "stability", "core_kind", "started_at", "memory_source", "copies_stopped", "seq_len_dist",
+                 "buckets"}
 
 
 def _load_csv_export(path: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -136,6 +137,7 @@ def comparison_tables(rows: list[dict[str, Any]], baseline: str) -> list[str]:
         lines += markdown_table(["host", "backend", "device", "mode", "batch", "conc", "samples/s", "p50", "p99",
                                  "speed-up", "latency gain", "baseline", "stable", "source"], table)
         lines.append("")
+        lines += capacity_table(model, mine)
     skipped = [r for r in rows if r.get("status", "ok") != "ok"]
     if skipped:
         lines += ["## Not measured", ""]
@@ -149,6 +151,26 @@ def comparison_tables(rows: list[dict[str, Any]], baseline: str) -> list[str]:
         lines.append(f"seed*: the seed's hand-timed numbers, {SEED_NOTE}: its latency is that mean, "
                      "shown as p50 (mean); not comparable to measured percentiles.")
     return lines
+
+
+def _has_capacity(row: dict[str, Any]) -> bool:
+    copies = row.get("copies")
+    return bool(isinstance(copies, int) and copies > 1 or row.get("bytes_per_copy") or row.get("buckets")
+                or row.get("padding_ratio") is not None)
+
+
+def capacity_table(model: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Copies and variable-length input, for the rows of `model` that used them (else nothing)."""
+    mine = [r for r in rows if _has_capacity(r)]
+    if not mine:
+        return []
+    table = [[r.get("host_label"), r.get("backend"), r.get("mode"), r.get("batch"), r.get("copies"),
+              format_bytes(r.get("bytes_per_copy")), r.get("copies_fit"), format_bytes(r.get("artifact_bytes")),
+              r.get("seq_len_dist"), r.get("buckets"), format_ratio(r.get("padding_ratio")),
+              format_table_rate(_samples_per_second(r))] for r in mine]
+    return [f"## {model}: copies and padding", ""] + markdown_table(
+        ["host", "backend", "mode", "batch", "copies", "per copy", "fit", "file", "lengths", "buckets", "padding",
+         "samples/s"], table) + [""]
 
 
 def _times(value: float | None) -> str | None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from workloads.config import WorkloadConfig
-from workloads.protocol import PERCENTILES, percentile_key
+from workloads.protocol import PERCENTILES, Ready, percentile_key
 from workloads.rules import core_kind
 
 from ..host_info import host_label
+from ..run import BUCKET_LATENCY_KEYS, RunFigures
 from ..store import WorkloadState
 from ..workload import describe_exit
 from .schema import PERCENTILE_KEYS, latency_column
@@ -71,6 +72,7 @@ def build_row(workload: WorkloadState, config: WorkloadConfig, host: dict[str, A
         "load_seconds": ready.load_seconds if ready else None, "cached": ready.cached if ready else None,
         "artifact_bytes": ready.artifact_bytes if ready else None,
         "device_memory_bytes": ready.device_memory_bytes if ready else None,
+        **capacity_columns(ready, config, figures),
         "completed": figures.completed, "errors": figures.errors, "duration_seconds": figures.measured_seconds,
         "throughput_per_second": figures.throughput,
         **{latency_column(key): figures.latency.get(key) for key in PERCENTILE_KEYS},
@@ -91,4 +93,42 @@ def build_row(workload: WorkloadState, config: WorkloadConfig, host: dict[str, A
                      | {k: w.percentiles.get(k) for k in ("min", "max", "mean")},
                      "per_core_completed": list(w.per_core_completed)} for w in windows],
         "latency_histogram": run.histogram.to_dict(),
+        **capacity_series(ready, figures),
+    }
+
+
+def capacity_columns(ready: Ready | None, config: WorkloadConfig, figures: RunFigures) -> dict[str, Any]:
+    """The scalar columns of --copies and variable-length input (None where the run had neither)."""
+    copies = ready is not None and (ready.copies > 1 or ready.bytes_per_copy is not None)
+    return {
+        "copies": ready.copies if ready else None,
+        "bytes_per_copy": ready.bytes_per_copy if ready else None,
+        "copies_fit": ready.copies_fit if ready else None,
+        "memory_source": (ready.memory_source or None) if copies else None,
+        "copies_stopped": (ready.copies_stopped or None) if copies else None,
+        "seq_len_dist": config.seq_len_dist,
+        "buckets": ",".join(str(n) for n in ready.bucket_lengths) if ready and ready.bucket_lengths else None,
+        "padding_ratio": figures.padding_ratio,
+    }
+
+
+def capacity_series(ready: Ready | None, figures: RunFigures) -> dict[str, Any]:
+    """JSON only: memory after each load, per-copy completions and mean latency, per-bucket figures."""
+    lengths = list(ready.bucket_lengths) if ready else []
+    compile_seconds = list(ready.bucket_compile_seconds) if ready else []
+    per_bucket = []
+    for index, completed in enumerate(figures.bucket_completed):
+        latency = figures.bucket_latency[index] if index < len(figures.bucket_latency) else {}
+        per_bucket.append({
+            "length": lengths[index] if index < len(lengths) else None, "completed": completed,
+            **{latency_column(key): latency.get(key) for key in BUCKET_LATENCY_KEYS},
+            "compile_seconds": compile_seconds[index] if index < len(compile_seconds) else None})
+    return {
+        "memory_before_copies_bytes": ready.memory_before_copies if ready else None,
+        "memory_after_each_load_bytes": list(ready.memory_after_each_load) if ready else [],
+        "memory_total_bytes": ready.memory_total_bytes if ready else None,
+        "per_copy_completed": list(figures.per_copy_completed),
+        "per_copy_latency_mean_seconds": list(figures.per_copy_mean_latency),
+        "per_bucket": per_bucket,
+        "real_tokens": figures.real_tokens, "pad_tokens": figures.pad_tokens,
     }

@@ -28,6 +28,8 @@ COLUMNS = (
     "model", "params", "backend", "device_name", "device_count", "cores_used",
     "precision", "mode", "batch", "concurrency", "scenario", "qps",
     "compile_seconds", "load_seconds", "cached", "artifact_bytes", "device_memory_bytes",
+    "copies", "bytes_per_copy", "copies_fit", "memory_source", "copies_stopped",
+    "seq_len_dist", "buckets", "padding_ratio",
     "completed", "errors", "duration_seconds", "throughput_per_second",
     *(latency_column(k) for k in PERCENTILE_KEYS), "latency_count",
     "stability", "host_others_cpu_share", "host_steal_cpu_share", "core_kind", "core_utilization_mean", "started_at",

@@ -26,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from workloads.config import WorkloadConfig
+from workloads.copies import MAX_COPIES, parse_copies
 from workloads.rules import effective_backend
 
 from ..hints import supports_pipeline
@@ -57,7 +58,8 @@ PLOT_SECONDS = 2.0
 PLOT_SLACK = 0.25
 COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
 FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal
-WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "pause", "restart", "export"}
+WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "copies", "pause", "restart",
+                    "export"}
 
 
 def _parse_action(text: str) -> tuple[str, tuple]:
@@ -95,6 +97,8 @@ class NeuronTUI(App[int]):
         Binding("b", "next_backend", "backend", show=False),
         Binding("c", "concurrency(2)", "conc+", show=False),
         Binding("C", "concurrency(-2)", "conc-", show=False),
+        Binding("n", "copies(2)", "copies+", show=False),
+        Binding("N", "copies(-2)", "copies-", show=False),
         Binding("r", "restart", "restart", show=False),
         Binding("w", "window", "window", show=False),
         Binding("S", "screenshot", "svg", show=False),
@@ -302,6 +306,8 @@ class NeuronTUI(App[int]):
                 return "one request in flight already"
             if parameters[0] > 0 and config.concurrency >= MAX_CONCURRENCY:
                 return f"concurrency is at its limit ({MAX_CONCURRENCY})"
+        elif action == "copies":
+            return self._why_not_copies(config, parameters[0])
         elif action == "next_backend" and len(self.backends) < 2:
             return f"{self.backends[0]} is the only backend on this host"
         elif action == "pause" and self.store.workload.state not in ("running", "paused"):
@@ -309,6 +315,27 @@ class NeuronTUI(App[int]):
         elif action == "export" and not self.store.workload.run.window_count:
             return "nothing measured yet to export"
         return None
+
+    def _why_not_copies(self, config: WorkloadConfig, factor: int) -> str | None:
+        if config.mode == "pipeline":
+            return "pipeline mode cuts one model into stages: switch to single (s) or dp (d) for copies"
+        copies = self.current_copies()
+        if factor < 0 and copies <= 1:
+            return "one copy already"
+        if factor > 0 and config.copies is not None and parse_copies(config.copies) is None:
+            return "copies at max already (as many as fit)"
+        if factor > 0 and copies >= MAX_COPIES:
+            return f"copies at the limit ({MAX_COPIES})"
+        return None
+
+    def current_copies(self) -> int:
+        """The copies asked for; with `max`, those the child loaded (MAX_COPIES until it says)."""
+        assert self.config is not None
+        if self.config.copies is None:
+            return 1
+        asked = parse_copies(self.config.copies)
+        ready = self.store.workload.ready
+        return asked if asked is not None else (ready.copies if ready is not None else MAX_COPIES)
 
     def on_key(self, event: Key) -> None:
         """A key whose action cannot run now says why, instead of doing nothing silently."""
@@ -345,6 +372,11 @@ class NeuronTUI(App[int]):
         assert self.config is not None
         value = self.config.concurrency * factor if factor > 0 else self.config.concurrency // -factor
         self.switch(concurrency=max(1, min(value, MAX_CONCURRENCY)))
+
+    def action_copies(self, factor: int) -> None:
+        copies = self.current_copies()
+        value = copies * factor if factor > 0 else copies // -factor
+        self.switch(copies=str(max(1, min(value, MAX_COPIES))))
 
     def action_next_backend(self) -> None:
         current = self.resolved_backend()

@@ -13,6 +13,7 @@ HELP = """\
   p  pipeline (where it exists)    m  pick the model
   b  next backend                  + / -  double / halve the batch
   c / C  more / fewer in flight    space  pause / resume the load
+  n / N  double / halve the copies (--copies: independent loaded models)
   r  restart the workload          e  export this run (JSON, current dir)
 [b]Screen[/b]  the footer shows what fits; every key is here
   w  history 1 / 5 / 15 min        S  save an SVG screenshot

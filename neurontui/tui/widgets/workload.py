@@ -6,16 +6,17 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
-from ...format import format_bytes, format_count, format_duration, format_rate, format_seconds
+from ...format import format_bytes, format_count, format_duration, format_rate, format_ratio, format_seconds
 from ...store import WorkloadState
 from .bars import panel_lines, bar
 
+PANEL_LINES = 5
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "crashed": "bold red", "exited": "dim",
                 "idle": "dim"}
 
 
 class WorkloadPanel(Widget):
-    DEFAULT_CSS = "WorkloadPanel { height: 5; }"  # fixed: new figures never re-layout the screen
+    DEFAULT_CSS = f"WorkloadPanel {{ height: {PANEL_LINES}; }}"  # fixed: new figures never re-layout the screen
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -41,7 +42,11 @@ class WorkloadPanel(Widget):
             lines.append(Text(f"previous run ({run_label(self.previous)}):", style="dim"))
             lines += figures(self.previous, dim=True, width=width)
         if wl.ready is not None:
-            lines.append(ready_line(wl, width))
+            mix = bucket_mix(wl)
+            room = mix is not None and len(lines) + 2 <= PANEL_LINES  # the mix on a line of its own
+            lines.append(ready_line(wl, width, with_mix=mix is not None and not room))
+            if room:
+                lines.append(Text(mix, style="dim"))
         return panel_lines(lines)
 
 
@@ -95,17 +100,35 @@ def figures(wl: WorkloadState, dim: bool, width: int = 80) -> list[Text]:
     return [throughput, percentiles]
 
 
-def ready_line(wl: WorkloadState, width: int = 80) -> Text:
-    """Params, cores, device memory, compile (cached) and load time; where they do not fit the
-    panel, params and then device memory give way, never the compile and load figures."""
+def ready_line(wl: WorkloadState, width: int = 80, with_mix: bool = False) -> Text:
+    """Params, cores, memory, compile and load; led by the copies (when more than one) and, where
+    the bucket mix has no line of its own, by the mix. Where they do not fit the panel, params,
+    then device memory, then cores give way, never the compile and load figures."""
     r = wl.ready
     assert r is not None
-    parts = [f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"]
-    if r.device_memory_bytes:
-        parts.append(f"dev {format_bytes(r.device_memory_bytes)}")
+    parts = []
+    if r.copies > 1:
+        parts.append(f"{r.copies} copies × {format_bytes(r.bytes_per_copy)}"
+                     + (f" (fit {format_count(r.copies_fit)})" if r.copies_fit is not None else ""))
+    mix = bucket_mix(wl) if with_mix else None
+    if mix:
+        parts.append(mix)
+    params, cores = f"{format_count(r.params)} params", f"{r.cores_used} core{'s' if r.cores_used != 1 else ''}"
+    memory = f"dev {format_bytes(r.device_memory_bytes)}" if r.device_memory_bytes else None
+    parts += [params, cores] + ([memory] if memory else [])
     parts += [f"compile {format_duration(r.compile_seconds)}" + (" cached" if r.cached else ""),
               f"load {format_duration(r.load_seconds)}"]
-    for expendable in (parts[0], parts[2] if r.device_memory_bytes else None, parts[1]):
+    for expendable in (params, memory, cores):
         if len(" · ".join(parts)) > width and expendable in parts:
             parts.remove(expendable)
     return Text(" · ".join(parts), style="dim")
+
+
+def bucket_mix(wl: WorkloadState) -> str | None:
+    """Variable-length input: the run's padding ratio and completions per bucket length."""
+    r, run = wl.ready, wl.run.figures()
+    if r is None or not r.bucket_lengths:
+        return None
+    counts = list(run.bucket_completed) + [0] * (len(r.bucket_lengths) - len(run.bucket_completed))
+    return f"pad {format_ratio(run.padding_ratio)} · " + " ".join(
+        f"{length}:{format_count(n)}" for length, n in zip(r.bucket_lengths, counts))
