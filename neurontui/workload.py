@@ -82,10 +82,10 @@ class WorkloadProcess:
             self._paused = False
             env = dict(os.environ if self.env is None else self.env)
             env["NEURONTUI_PARENT_PID"] = str(os.getpid())
-            if config.scenario == "server" and config.backend in ("cpu", "auto"):
-                # Idle OpenMP threads spin after each request and starve the arrival and dispatch
-                # threads: read before torch starts its pool, so set here. Offline keeps the default
-                # (back-to-back batches gain from the spin). A user's own setting wins.
+            if config.backend in ("cpu", "auto"):
+                # Idle OpenMP threads spin after each batch: they starve the arrival and dispatch
+                # threads (server) and, on a busy host, the threads of the next batch (offline).
+                # Read when torch starts its pool, so set here. A user's own setting wins.
                 env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             env = child_python.child_env(env)
             self._proc = _SPAWNER.submit(
