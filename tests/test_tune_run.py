@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def test_report_shows_a_tune_file_s_winner_and_steps_instead_of_skipping_it(docu
 
 ENV_CHILD = """#!{python}
 import os
+import signal
 with open(os.environ["REPORT_TO"], "w") as out:
     out.write(os.environ.get("OMP_WAIT_POLICY", "unset"))
 """
@@ -159,3 +161,26 @@ def test_a_real_tune_writes_a_document_the_schema_and_report_accept(tmp_path, ch
     report = subprocess.run([sys.executable, "-m", "neurontui", "report", str(out), "--no-chart"], env=child_env,
                             capture_output=True, text=True, timeout=60)
     assert report.returncode == 0 and "## Every step measured" in report.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_what_the_tune_found_and_says_it_is_incomplete(tmp_path, child_env):
+    out = tmp_path / "t.json"
+    argv = [sys.executable, "-m", "neurontui", "tune", "--model", "cnn", "--backend", "cpu", "--modes", "single",
+            "--batches", "1,4", "--slo", "p99=1s", "--budget", "40", "--cache-dir", str(tmp_path / "cache"),
+            "--monitor", "none", "--export", str(out)]
+    tune = subprocess.Popen(argv, env=child_env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in tune.stderr:  # the first step has landed: interrupt the second
+            if "offline maximum" in line:
+                tune.send_signal(signal.SIGINT)
+                break
+        rest = tune.communicate(timeout=60)[1]
+    finally:
+        tune.kill()
+    assert tune.returncode == 128 + signal.SIGINT, rest
+    document = json.loads(out.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["complete"] is False and document["interrupted_by"] == "SIGINT"
+    first, second = document["points"]
+    assert first["offline_throughput"] > 0 and second["skipped"] == "interrupted by SIGINT"
