@@ -225,14 +225,14 @@ class TuneRun:
         reading = meter.stop() if meter is not None else None
         seconds = time.monotonic() - began
         if self.stop.is_set():  # a step cut short is no verdict
-            raise StepFailed(f"interrupted by {self.stopped_by}")
+            raise StepFailed(f"interrupted by {self.stopped_by}", seconds)
         workload = session.workload()
         status, reason = row_verdict(workload)
         figures = workload.run.figures()
         if status in ("failed", "skipped") or not figures.completed or not figures.throughput:
             problem = f"{what}: {reason or 'nothing completed'}"
             self.progress.message(f"{problem}; the point is skipped")
-            raise StepFailed(problem)
+            raise StepFailed(problem, seconds)
         self.backend = workload.backend
         if workload.ready is not None:
             self.ready, self.device_name = workload.ready, workload.ready.device_name
