@@ -206,7 +206,7 @@ class TuneRun:
         assert session is not None
         what = f"{point.label} {scenario}" + (f" at {format_rate(rate, '')} req/s" if rate is not None else "")
         meter = None
-        began = time.monotonic()
+        began, previous_run = time.monotonic(), self.store.workload.run_id
         session.config = config
         session.restart().result()
         while not session.wait(TICK_SECONDS):
@@ -221,13 +221,16 @@ class TuneRun:
                 break
             text, fraction = describe(workload, config.duration)
             self.progress.update(f"{what}: {text}", fraction, stage=f"{workload.state}:{bool(workload.run.window_count)}")
+        reading = meter.stop() if meter is not None else None  # before the child's stop grace
         session.stop_workload()
-        reading = meter.stop() if meter is not None else None
         seconds = time.monotonic() - began
         if self.stop.is_set():  # a step cut short is no verdict
             raise StepFailed(f"interrupted by {self.stopped_by}", seconds)
         workload = session.workload()
         status, reason = row_verdict(workload)
+        if workload.run_id == previous_run:  # the child never started: the figures are the last step's
+            status, reason = "failed", next((e.text for e in reversed(self.store.events) if e.level == "error"),
+                                            "the workload did not start")
         figures = workload.run.figures()
         if status in ("failed", "skipped") or not figures.completed or not figures.throughput:
             problem = f"{what}: {reason or 'nothing completed'}"
@@ -274,6 +277,8 @@ class TuneRun:
         kind = DEVICE_KIND.get(self.backend)
         name = self.device_name if kind == "gpu" else (host.get("instance_type") or "")
         units = self.ready.cores_used if self.ready is not None else 1
+        if self.price is None and host.get("instance_type"):  # neuron-monitor named it once it ran
+            self.price, self.price_reason = resolve_price(None, host["instance_type"], self.args.prices)
         context = TuneContext(self.args.model, self.backend, self.args.precision,
                               Device(kind, name, units) if kind else None,
                               self.ready.flops_per_sample if self.ready is not None else None,
