@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="neurontui",
         description="Run a PyTorch inference workload and watch NeuronCores, GPUs or CPUs serve it.",
-        epilog="Compare exports: neurontui report A.json B.json [-o report.md] [--baseline cpu]",
+        epilog="Compare exports: neurontui report A.json B.json [-o report.md] [--baseline cpu]; "
+               "find the best configuration within a latency bound: neurontui tune --model M --slo p99=15ms",
     )
     add_workload_arguments(parser)
     parser.add_argument("--no-workload", action="store_true", help="watch the hardware only (like neuron-top)")
@@ -86,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         from .export.compare import main as report_main
 
         return report_main(argv[1:])
+    if argv[:1] == ["tune"]:
+        from .tune_run import main as tune_main
+
+        return tune_main(argv[1:])
     args, config = parse(argv)
     problem = preflight(args, config)
     if problem:  # asked for by name and absent or unusable: say so now rather than run without it

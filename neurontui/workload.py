@@ -82,6 +82,11 @@ class WorkloadProcess:
             self._paused = False
             env = dict(os.environ if self.env is None else self.env)
             env["NEURONTUI_PARENT_PID"] = str(os.getpid())
+            if config.backend in ("cpu", "auto"):
+                # Idle OpenMP threads spin after each batch: they starve the arrival and dispatch
+                # threads (server) and, on a busy host, the threads of the next batch (offline).
+                # Read when torch starts its pool, so set here. A user's own setting wins.
+                env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             env = child_python.child_env(env)
             self._proc = _SPAWNER.submit(
                 subprocess.Popen, self.argv(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -201,6 +201,22 @@ def test_a_failed_step_skips_its_point_with_the_reason_and_the_tune_goes_on():
     assert result.winner.point == Point("single", 1)
 
 
+def test_the_time_a_failed_step_took_counts_against_the_budget_of_the_points_after_it():
+    services = _services()
+    shares = []
+
+    def offline(point, left):
+        shares.append(left)
+        if point.mode == "single":
+            raise StepFailed("the child crashed: signal 9", seconds=30.0)
+        return services[point].offline_step(left)
+
+    result = run_tune(list(services), offline, lambda p, rate, left: services[p].server_step(rate, left),
+                      Slo(99.0, 0.015), Budget(seconds=200.0))
+    assert shares[:2] == [100.0, 170.0]  # the second point gets what is left after the failed 30 s
+    assert result.spent_seconds >= 30.0
+
+
 def test_a_step_failing_mid_search_keeps_what_the_point_had_found_and_its_cost():
     services = _services()
     runs = []

@@ -13,7 +13,9 @@ from typing import Any
 
 from ..args import OneLineParser
 from ..format import format_bytes, format_ratio, format_table_rate, format_times
+from ..tune.result import TUNE_SCHEMA
 from .schema import EXPORT_KIND, EXPORT_SCHEMA, SEED_NOTE, latency_column
+from .tune_views import is_tune_document, tune_markdown
 from .writers import latency_cell, check_writable, markdown_table, write_atomic
 
 
@@ -28,6 +30,11 @@ def load_export(path: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{path}: {exc.strerror or exc}"
     except (ValueError, RecursionError) as exc:
         return None, f"{path}: not JSON ({exc})"
+    if is_tune_document(document):  # `neurontui tune`: its winner and steps, no rows to compare
+        schema = document.get("schema")
+        if not isinstance(schema, int) or schema > TUNE_SCHEMA:
+            return None, f"{path}: tune schema {schema!r} is newer than this neurontui reads ({TUNE_SCHEMA})"
+        return {**document, "rows": []}, None
     if not isinstance(document, dict) or document.get("kind") != EXPORT_KIND:
         return None, f"{path}: not a neurontui export (no \"kind\": \"{EXPORT_KIND}\")"
     schema = document.get("schema")
@@ -213,22 +220,28 @@ def main(argv: list[str]) -> int:
         print(f"neurontui report: {problem}", file=sys.stderr)
         return 2
     rows: list[dict[str, Any]] = []
+    tunes: list[dict[str, Any]] = []
     for path in args.exports:
         document, problem = load_export(path)
         if problem:
             print(f"neurontui report: skipping {problem}", file=sys.stderr)
             continue
         rows += document["rows"]  # type: ignore[index]
-    if not rows:
+        if is_tune_document(document):
+            tunes.append(document)  # type: ignore[arg-type]
+    if not rows and not tunes:
         print("neurontui report: no rows to compare", file=sys.stderr)
         return 1
-    if not any(_matches(r, args.baseline) for r in rows):
+    if rows and not any(_matches(r, args.baseline) for r in rows):
         print(f"neurontui report: no row matches baseline {args.baseline!r}; speed-ups are left out", file=sys.stderr)
-    text = "\n".join(["# neurontui comparison", ""] + comparison_tables(rows, args.baseline)) + "\n"
+    lines = ["# neurontui comparison", ""] + (comparison_tables(rows, args.baseline) if rows else [])
+    for tune in tunes:
+        lines += ["", *tune_markdown(tune, heading="##")]
+    text = "\n".join(lines) + "\n"
     try:
         if not args.output:
             print(text)
-        if not args.no_chart:
+        if rows and not args.no_chart:
             print(chart(rows, color=sys.stdout.isatty()))
         sys.stdout.flush()
     except BrokenPipeError:  # `neurontui report ... | head`: the reader has seen enough

@@ -96,6 +96,7 @@ def run_tune(points: list[Point], measure_offline: MeasureOffline, measure_serve
                 short = short or result.search.budget_short
         except StepFailed as exc:
             result.skipped = str(exc)
+            spent_seconds += exc.seconds
             if server_steps:
                 result.search = _interrupted(server_steps, slo)
         measured = ([result.offline] if result.offline else []) + server_steps

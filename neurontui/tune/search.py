@@ -29,7 +29,12 @@ TAIL_SAMPLES = 20  # a percentile is trusted once this many samples lie beyond i
 
 
 class StepFailed(Exception):
-    """A step could not be measured (the child failed); the message is one line."""
+    """A step could not be measured (the child failed); the message is one line, `seconds` what
+    the attempt took (counted against the budget like a measured step)."""
+
+    def __init__(self, message: str, seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)
