@@ -5,6 +5,7 @@ private (0700) per-user directory."""
 import ast
 import json
 import os
+import site
 import shlex
 import socket
 import stat
@@ -518,6 +519,7 @@ sys.exit(subprocess.run(child_python.module_argv(sys.executable, "user_installed
 """
 
 
+@pytest.mark.skipif(not site.ENABLE_USER_SITE, reason="user site-packages are off here (a virtual environment)")
 def test_an_isolated_child_still_imports_pip_user_installs(child_env, tmp_path):
     user_base = tmp_path / "userbase"
     env = dict(child_env, PYTHONUSERBASE=str(user_base))

@@ -18,7 +18,7 @@ import pytest
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
-LIVE_NUMBERS = re.compile(r"throughput [\d.]+[kM]?/s")  # the workload panel, not a plot title
+LIVE_NUMBERS = re.compile(r"[\d.]+[kM]?/s  run p50 [\d.]+")  # the workload panel, not a plot title
 
 
 class Terminal:
