@@ -48,6 +48,7 @@ class HeadlessRun:
         self.stopped_by: str | None = None
         self.document: dict[str, Any] = new_document({}, ["neurontui", *sys.argv[1:]])
         self.export_failed = False
+        self.watched = TelemetryStats()  # --no-workload: the telemetry of the whole watch
 
     # -- entry --------------------------------------------------------------------------
     def run(self) -> int:
@@ -62,6 +63,8 @@ class HeadlessRun:
             return 2
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         self.store.subscribe(self._on_store)
+        if args.no_workload:
+            self.store.subscribe(self._take_snapshot)
         try:
             from .exporter import ExporterError
 
@@ -149,16 +152,15 @@ class HeadlessRun:
         self._save()
 
     # -- telemetry only -------------------------------------------------------------------
+    def _take_snapshot(self, what: str) -> None:
+        """--no-workload: every snapshot counts (subscribed before the source starts: a replay's
+        first report comes at once)."""
+        if what == "snapshot" and self.store.latest is not None:
+            self.watched.add(self.store.latest)
+
     def _watch_telemetry(self) -> None:
-        duration, source = self.config.duration, self.session.source
-        stats = TelemetryStats()
-
-        def take(what: str) -> None:
-            if what == "snapshot" and self.store.latest is not None:
-                stats.add(self.store.latest)
-
+        duration, source, stats = self.config.duration, self.session.source, self.watched
         started = time.monotonic()
-        self.store.subscribe(take)
         try:
             while not self.stop.wait(TICK_SECONDS):
                 elapsed = time.monotonic() - started
@@ -170,7 +172,7 @@ class HeadlessRun:
                 self.progress.update(f"watching telemetry: {stats.samples} samples, {elapsed:.1f} s{left}",
                                      elapsed / duration if duration else None, stage="watching")
         finally:
-            self.store.unsubscribe(take)
+            self.store.unsubscribe(self._take_snapshot)
         self.document["host"] = describe_host(self.store)
         self.document["telemetry"] = stats.summary()
         if not stats.samples:
