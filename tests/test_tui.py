@@ -183,8 +183,9 @@ async def test_plots_redraw_every_other_second_and_the_last_window_still_reaches
         redraws = len(drawn) - before
         assert 2 <= redraws <= (time.monotonic() - start) / PLOT_SECONDS + 1, drawn
         assert "4.00 ms" in plain(app.query_one(WorkloadPanel))  # the figures kept moving meanwhile
+        # due within PLOT_SECONDS + FIGURES_UPDATE_SECONDS; a loaded box gets generous slack (no time is asserted)
         await wait_for(pilot, lambda: drawn[-1] == len(store.workload.windows),
-                       timeout=PLOT_SECONDS + FIGURES_UPDATE_SECONDS + 1, what="the last window on the plot")
+                       timeout=10 * (PLOT_SECONDS + FIGURES_UPDATE_SECONDS), what="the last window on the plot")
 
 
 @sync
