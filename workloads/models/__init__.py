@@ -11,7 +11,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from workloads.rules import pipeline_cores_unclamped
 
@@ -19,7 +19,17 @@ if TYPE_CHECKING:
     import torch
 
     from workloads.buckets import RequestPool
-    from workloads.config import WorkloadConfig
+
+
+class ModelSettings(Protocol):
+    """The settings a model reads: a WorkloadConfig is one. workloads.config imports this registry
+    (its model choices, the size rules), so naming WorkloadConfig here would close a circle."""
+
+    seq_len: int | None
+    image_size: int | None
+    weights: str | None
+    seq_len_dist: str | None
+    buckets: str | None
 
 # Random weights are drawn from this seed so two builds of a model (e.g. on CPU and on CUDA) agree.
 WEIGHTS_SEED = 0
@@ -36,14 +46,14 @@ class ModelSpec:
     params: int  # exact parameter count at default settings
     convolutional: bool  # channels-last makes sense
     input_description: str
-    # The size settings this model reads from WorkloadConfig, at their defaults (not hashed: a dict).
+    # The size settings this model reads from its settings, at their defaults (not hashed: a dict).
     defaults: dict = field(compare=False)
     module: str  # implementation module with build() and example_inputs(batch, config)
     # Input sizes the model can take, checked by size_problems() in the parent and the child alike.
     max_seq_len: int | None = None  # tokens: the length of the position table
     image_size_multiple: int | None = None  # pixels per side: the stride the decoder must line up with
 
-    def size_problems(self, config: WorkloadConfig) -> list[str]:
+    def size_problems(self, config: ModelSettings) -> list[str]:
         """The input sizes in `config` this model cannot take, one line each."""
         problems = []
         seq_len = config.seq_len or self.defaults.get("seq_len")
@@ -57,7 +67,7 @@ class ModelSpec:
                             f"try {max(multiple, round(size / multiple) * multiple)}")
         return problems
 
-    def build(self, config: WorkloadConfig) -> torch.nn.Module:
+    def build(self, config: ModelSettings) -> torch.nn.Module:
         """The model in eval mode with seeded random weights, or config.weights if set."""
         import torch
 
@@ -69,13 +79,13 @@ class ModelSpec:
             load_weights(model, config.weights)
         return model.eval()
 
-    def example_inputs(self, batch: int, config: WorkloadConfig) -> tuple[torch.Tensor, ...]:
+    def example_inputs(self, batch: int, config: ModelSettings) -> tuple[torch.Tensor, ...]:
         """Deterministic (seeded) inputs of the given batch size; ValueError for an unusable size."""
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         return importlib.import_module(self.module).example_inputs(batch, config)
 
-    def request_pool(self, batch: int, config: WorkloadConfig) -> RequestPool | None:
+    def request_pool(self, batch: int, config: ModelSettings) -> RequestPool | None:
         """Variable-length requests (workloads/buckets.py) if the model has them and the run asks."""
         impl = importlib.import_module(self.module)
         return impl.request_pool(batch, config) if hasattr(impl, "request_pool") else None
