@@ -19,7 +19,7 @@ from neurontui.sources import neuron_monitor
 from neurontui.sources.host import HostSource
 from neurontui.sources.neuron_monitor import NeuronMonitorSource
 from neurontui.sources.recorder import Recorder
-from neurontui.sources.replay import ReplaySource, _report_period
+from neurontui.sources.replay import ReplaySource
 from neurontui.store import Store
 from tests.conftest import FIXTURES, ROOT
 
