@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from workloads.buckets import DEFAULT_SEQ_LEN, MAX_SEQ_LEN
 from workloads.rules import pipeline_cores_unclamped
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ REGISTRY: dict[str, ModelSpec] = {
                   "workloads.models.resnet50"),
         ModelSpec("bert", "BERT-base, sequence classification", 108_311_810, False,
                   "int64 input_ids, attention_mask, token_type_ids [B,seq_len]",
-                  {"seq_len": 128}, "workloads.models.bert", max_seq_len=512),
+                  {"seq_len": DEFAULT_SEQ_LEN}, "workloads.models.bert", max_seq_len=MAX_SEQ_LEN),
         ModelSpec("craft", "CRAFT text detector, large images", 20_770_466, True,
                   "float [B,3,image_size,image_size], image_size a multiple of 32",
                   {"image_size": 800}, "workloads.models.craft", image_size_multiple=32),
