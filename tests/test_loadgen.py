@@ -111,6 +111,18 @@ def test_a_failing_replica_surfaces_its_exception():
         measure(Load([broken, broken]), concurrency=2)
 
 
+@pytest.mark.parametrize("settings", [{}, {"concurrency": 2}])
+def test_a_run_that_completed_nothing_surfaces_the_exception_even_in_one_window(settings):
+    # One window is the whole --duration (as when a loaded box wakes the timer late): fewer than
+    # FAILED_WINDOWS_LIMIT windows, yet a model that never answered must not pass as a result.
+    def broken(k):
+        raise RuntimeError("CUDA out of memory")
+
+    replicas = [broken] * settings.get("concurrency", 1)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        measure(Load(replicas), duration=0.1, window=1.0, **settings)
+
+
 def flaky(every, calls):
     """A replica whose every `every`-th request raises, as a request that hits a device fault."""
     def replica(k):

@@ -13,7 +13,8 @@ Torch-free: backends hand over plain callables ("replicas") that run k merged re
 synchronously, device work included.
 A request that raises, or that takes longer than --request-timeout, counts its samples as
 errors, not completions; only when every request of FAILED_WINDOWS_LIMIT windows in a row
-raised does the run stop with that exception (a broken model, not a passing fault).
+raised, or a run ends with no request completed, does it stop with that exception (a broken
+model, not a passing fault).
 
 With --copies each copy is a replica, and the load is spread over them: each driver owns its
 share of the replicas and cycles through it. With variable-length input (Load.buckets) a
@@ -189,6 +190,14 @@ class _Windows:
         self.outcome.errors += errors
         self.outcome.throughputs.append(window.throughput)
         self.measured += end - start
+        reason = self._end_reason()
+        # A run that ends having completed nothing but failures is a broken model, however few
+        # windows it lasted (a late wake-up can make the first window the whole --duration).
+        if reason and raised is not None and not self.outcome.completed:
+            raise raised
+        return reason
+
+    def _end_reason(self) -> str | None:
         duration = self.config.duration
         if duration:
             self.emit(Phase(phase="running", progress=round(min(1.0, self.measured / duration), 4)))
