@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurontui.tune.decide import Point, PointResult, choose_winner, pareto_frontier, run_tune
+from neurontui.tune.decide import (CONFIRM_STEP_DOWN, MAX_CONFIRMATIONS, Point, PointResult, choose_winner,
+                                   pareto_frontier, run_tune)
+from neurontui.tune.hints import winner_summary
 from neurontui.tune.search import (DEFAULT_TOLERANCE, Budget, SearchResult, StepFailed, StepResult, check_budget,
                                    is_saturated, samples_needed, search_peak, verdict)
 from neurontui.tune.slo import Slo, TuneUsageError, parse_slo
@@ -299,3 +301,57 @@ def test_every_step_off_the_frontier_is_beaten_by_one_on_it(measured):
                      and (other.throughput, other.latency) != (step.throughput, step.latency) for other in frontier)
         assert (step in frontier) != beaten
     assert not any(s.saturated for s in frontier)
+
+
+# --- the winner's confirmation ----------------------------------------------------------------------
+
+def test_the_winner_is_confirmed_by_a_longer_run_from_the_budget_set_aside_for_it():
+    services = _services()
+    confirmations = []
+
+    def confirm(point, rate, left):
+        confirmations.append((point, rate, left))
+        return services[point].server_step(rate, left)
+
+    result = run_tune(list(services), lambda p, left: services[p].offline_step(left),
+                      lambda p, rate, left: services[p].server_step(rate, left), Slo(99.0, 0.015),
+                      Budget(seconds=400.0), measure_confirm=confirm, confirm_seconds=60.0)
+    winner = result.winner
+    ((point, rate, left),) = confirmations
+    assert point == winner.point and rate == winner.search.best.rate
+    searched = sum(s.seconds for r in result.points for s in [r.offline, *r.search.steps])
+    assert searched <= 340.0 and left == pytest.approx(400.0 - searched)  # the points left the 60 s alone
+    assert winner.confirmed is winner.confirmations[0] and winner.sustainable is winner.confirmed
+    assert result.spent_steps == sum(s.steps_run for s in services.values())
+
+
+def test_a_confirmation_that_misses_steps_the_rate_down_until_the_bound_holds():
+    services = _services()
+    # The longer run meets a slower service than the search steps did (a busier host, a colder cache).
+    truth = QueueService(1.15 * SERVICE_SECONDS, 99.0, step_seconds=20.0)
+    result = run_tune(list(services), lambda p, left: services[p].offline_step(left),
+                      lambda p, rate, left: services[p].server_step(rate, left), Slo(99.0, 0.015), Budget(),
+                      measure_confirm=lambda p, rate, left: truth.server_step(rate, left))
+    winner = result.winner
+    slo = Slo(99.0, 0.015)
+    rates = [s.rate for s in winner.confirmations]
+    assert len(rates) >= 2 and verdict(winner.confirmations[0], slo) == "over"
+    assert rates[1] == pytest.approx(rates[0] * CONFIRM_STEP_DOWN)
+    assert winner.confirmed is winner.confirmations[-1] and verdict(winner.confirmed, slo) == "within"
+    assert winner.confirmed.rate <= mm1_knee(1 / truth.service_seconds, 99.0, 0.015) * 1.05
+    assert "confirmed over" in winner_summary(result)
+
+
+def test_a_winner_no_confirmation_holds_is_reported_unconfirmed():
+    services = _services()
+
+    def always_over(point, rate, left):
+        return StepResult(rate=rate, throughput=rate, latency=1.0, saturated=False, seconds=10.0)
+
+    result = run_tune(list(services), lambda p, left: services[p].offline_step(left),
+                      lambda p, rate, left: services[p].server_step(rate, left), Slo(99.0, 0.015), Budget(),
+                      measure_confirm=always_over)
+    winner = result.winner
+    assert winner.confirmed is None and len(winner.confirmations) == MAX_CONFIRMATIONS
+    assert winner.sustainable is winner.search.best
+    assert "not confirmed: 3 longer run(s) missed p99 15 ms" in winner_summary(result)

@@ -4,10 +4,16 @@
 point (its offline maximum, and one server step at a rate), and this module decides what to run,
 in which order and for how long. The budget is split evenly over the points still to run, so
 what one point leaves unspent goes to the ones after it.
+
+The winner is then confirmed, as MLPerf follows its peak search with a full performance run: a
+search step is short (a share of the budget) and its tail percentile rests on few samples, so
+the winner's rate is run again for a confirmation's length (set aside from the budget before
+the points share it). If that run misses the bound, the rate steps down and is confirmed again
+while the budget lasts; the winner's figures are the confirmed run's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .search import (TIE_TOLERANCE, Budget, SearchResult, Spending, StepFailed, StepResult, search_peak,
@@ -34,10 +40,14 @@ class PointResult:
     offline: StepResult | None = None  # the offline maximum (its rate: requests/s completed)
     search: SearchResult | None = None
     skipped: str = ""  # why the point has no search (a failed step, no budget left), one line
+    confirmations: list[StepResult] = field(default_factory=list)  # the winner's confirmation runs, in order
+    confirmed: StepResult | None = None  # the confirmation run that met the bound
 
     @property
     def sustainable(self) -> StepResult | None:
-        """The highest-rate server step within the bound, if any."""
+        """The confirmed run when there is one, else the highest-rate server step within the bound."""
+        if self.confirmed is not None:
+            return self.confirmed
         return self.search.best if self.search else None
 
 
@@ -53,6 +63,8 @@ class TuneResult:
 
 
 NO_BUDGET = "no budget left"  # PointResult.skipped when the points before it spent the budget
+CONFIRM_STEP_DOWN = 0.85  # a confirmation that misses the bound is retried at this fraction of its rate
+MAX_CONFIRMATIONS = 3
 
 MeasureOffline = Callable[[Point, "float | None"], StepResult]  # (point, seconds left) -> offline step
 MeasureServer = Callable[[Point, float, "float | None"], StepResult]  # (point, rate, seconds left) -> step
@@ -60,13 +72,17 @@ MeasureServer = Callable[[Point, float, "float | None"], StepResult]  # (point, 
 
 def run_tune(points: list[Point], measure_offline: MeasureOffline, measure_server: MeasureServer, slo: Slo,
              budget: Budget, *, tolerance: float | None = None,
-             on_step: Callable[[Point, StepResult], None] | None = None) -> TuneResult:
-    """Search each point in turn; `on_step` sees every step as it lands (progress, the TUI's plot)."""
+             on_step: Callable[[Point, StepResult], None] | None = None,
+             measure_confirm: MeasureServer | None = None, confirm_seconds: float = 0.0) -> TuneResult:
+    """Search each point in turn, then confirm the winner with `measure_confirm` (when given) in
+    the `confirm_seconds` set aside for it; `on_step` sees every step as it lands (progress, the
+    TUI's plot)."""
     results: list[PointResult] = []
     spent_seconds, spent_steps, short = 0.0, 0, False
     extra = {} if tolerance is None else {"tolerance": tolerance}
+    reserved = confirm_seconds if measure_confirm is not None and budget.seconds is not None else 0.0
     for index, point in enumerate(points):
-        share = budget.split(len(points) - index, spent_seconds, spent_steps)
+        share = budget.split(len(points) - index, spent_seconds + reserved, spent_steps)
         spending = Spending(share)
         result = PointResult(point)
         results.append(result)
@@ -102,8 +118,39 @@ def run_tune(points: list[Point], measure_offline: MeasureOffline, measure_serve
         measured = ([result.offline] if result.offline else []) + server_steps
         spent_seconds += sum(step.seconds for step in measured)
         spent_steps += len(measured)
-    return TuneResult(slo, results, choose_winner(results), pareto_frontier(results, slo), short,
-                      spent_seconds, spent_steps)
+    winner = choose_winner(results)
+    if winner is not None and measure_confirm is not None:
+        left = None if budget.seconds is None else budget.seconds - spent_seconds
+        seconds = _confirm(winner, measure_confirm, slo, left, on_step)
+        spent_seconds += seconds
+        spent_steps += len(winner.confirmations)
+    return TuneResult(slo, results, winner, pareto_frontier(results, slo), short, spent_seconds, spent_steps)
+
+
+def _confirm(winner: PointResult, measure: MeasureServer, slo: Slo, seconds_left: float | None,
+             on_step: Callable[[Point, StepResult], None] | None) -> float:
+    """Run the winner's rate again, stepping down while it misses the bound and the budget lasts;
+    the seconds it took."""
+    rate = winner.sustainable.rate
+    spent = 0.0
+    while len(winner.confirmations) < MAX_CONFIRMATIONS:
+        left = None if seconds_left is None else seconds_left - spent
+        tried = winner.confirmations
+        if left is not None and (left <= 0 or tried and left < spent / len(tried)):
+            break
+        try:
+            step = measure(winner.point, rate, left)
+        except StepFailed as exc:
+            return spent + exc.seconds
+        spent += step.seconds
+        winner.confirmations.append(step)
+        if on_step:
+            on_step(winner.point, step)
+        if verdict(step, slo) == "within":
+            winner.confirmed = step
+            break
+        rate *= CONFIRM_STEP_DOWN
+    return spent
 
 
 def _interrupted(steps: list[StepResult], slo: Slo) -> SearchResult:

@@ -75,8 +75,20 @@ def winner_summary(result: TuneResult, dollars_per_million: float | None = None,
               f"{format_joules(joules_per_inference)} per inference" if joules_per_inference is not None else "",
               f"{format_ratio(share_of_peak)} of peak" if share_of_peak is not None else ""]
     tail = "".join(f", {text}" for text in extras if text)
-    return (f"winner: {result.winner.point.label} at {format_rate(best.throughput)} within {_bound(result)} "
-            f"({result.slo.key} {format_bound(best.latency)}){tail}")
+    return (f"winner: {result.winner.point.label} at {format_rate(best.rate, ' req/s')} "
+            f"({format_rate(best.throughput)}) within {_bound(result)} "
+            f"({result.slo.key} {format_bound(best.latency)}){tail}{_confirmation(result.winner, result)}")
+
+
+def _confirmation(winner: PointResult, result: TuneResult) -> str:
+    """How far the winner's figures were confirmed by a longer run at its rate."""
+    if winner.confirmed is not None:
+        return f", confirmed over {winner.confirmed.seconds:.0f} s"
+    if not winner.confirmations:
+        return ""
+    lowest = winner.confirmations[-1]
+    return (f"; not confirmed: {len(winner.confirmations)} longer run(s) missed {_bound(result)}, "
+            f"down to {format_rate(lowest.rate, ' req/s')} ({result.slo.key} {format_bound(lowest.latency)})")
 
 
 def budget_note(result: TuneResult) -> str | None:

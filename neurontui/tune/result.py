@@ -36,17 +36,18 @@ def step_row(point: Point, step: StepResult, scenario: str, result: TuneResult, 
     share, peak_label = (share_of_peak(context.flops_per_sample, step.throughput, context.device, context.precision)
                          if context.device else (None, "device not known"))
     joules_per_inference = step.joules / step.completed if step.joules is not None and step.completed > 0 else None
+    served = scenario != "offline"  # server and confirm steps: offered a rate, judged against the bound
     return {
         "mode": point.mode, "batch": point.batch, "concurrency": point.concurrency, "scenario": scenario,
         "rate": step.rate,  # requests/s: offered (server) or completed (offline)
         "samples_rate": step.rate * point.batch,
         "throughput": step.throughput,  # samples/s completed
         "completed": step.completed,
-        "latency_at_bound": step.latency if scenario == "server" else None,
+        "latency_at_bound": step.latency if served else None,
         "percentiles": dict(step.percentiles),
         "utilization": step.utilization,
-        "saturated": step.saturated if scenario == "server" else None,
-        "verdict": verdict(step, result.slo) if scenario == "server" else "offline",
+        "saturated": step.saturated if served else None,
+        "verdict": verdict(step, result.slo) if served else "offline",
         "seconds": step.seconds,
         "dollars_per_million": dollars_per_million(context.price.per_hour if context.price else None,
                                                    step.throughput),
@@ -62,6 +63,7 @@ def point_entry(entry: PointResult, result: TuneResult, context: TuneContext) ->
     point, search = entry.point, entry.search
     rows = [step_row(point, entry.offline, "offline", result, context)] if entry.offline else []
     rows += [step_row(point, step, "server", result, context) for step in (search.steps if search else [])]
+    rows += [step_row(point, step, "confirm", result, context) for step in entry.confirmations]
     best = entry.sustainable
     return {
         "mode": point.mode, "batch": point.batch, "concurrency": point.concurrency,
@@ -85,7 +87,8 @@ def tune_document(result: TuneResult, context: TuneContext, budget: Budget) -> d
     winner = None
     if result.winner is not None:
         best = result.winner.sustainable
-        winner = step_row(result.winner.point, best, "server", result, context)
+        scenario = "confirm" if result.winner.confirmed is not None else "server"
+        winner = step_row(result.winner.point, best, scenario, result, context)
     hints = tune_hints(result, device_label(context.backend),
                        **{key: winner[key] if winner else None
                           for key in ("dollars_per_million", "joules_per_inference", "share_of_peak")})
@@ -107,5 +110,8 @@ def tune_document(result: TuneResult, context: TuneContext, budget: Budget) -> d
         "frontier": [{"mode": p.mode, "batch": p.batch, "concurrency": p.concurrency, "rate": s.rate,
                       "throughput": s.throughput, "latency_at_bound": s.latency} for p, s in result.frontier],
         "winner": winner,
+        # Whether a longer run at the winner's rate met the bound (the winner row is then that run)
+        "confirmation": ({"confirmed": result.winner.confirmed is not None, "runs": len(result.winner.confirmations)}
+                         if result.winner is not None else None),
         "hints": hints,
     }
