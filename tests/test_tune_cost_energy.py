@@ -32,6 +32,15 @@ def test_the_shipped_table_is_dated_sourced_and_covers_the_families_this_tool_ta
     assert reason == ""
 
 
+def test_trn2_is_in_the_table_without_an_on_demand_price_and_a_prices_file_can_give_it_one(tmp_path):
+    price, reason = resolve_price(instance_type="trn2.48xlarge")
+    assert price is None and "Capacity Blocks" in reason and "pass --price-per-hour USD" in reason
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"date": "2026-11-01", "prices_per_hour": {"trn2.48xlarge": 40.0}}')
+    price, reason = resolve_price(instance_type="trn2.48xlarge", prices_file=str(prices))
+    assert price.per_hour == 40.0 and "prices.json (2026-11-01)" in price.source and reason == ""
+
+
 @pytest.mark.parametrize("instance_type,said", [("x9.huge", "no price for x9.huge"), (None, "instance type not known"),
                                                 ("trn2.48xlarge", "pass --price-per-hour")])
 def test_an_unknown_instance_type_has_no_price_and_says_why(instance_type, said):

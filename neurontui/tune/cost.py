@@ -2,13 +2,14 @@
 
 The table (neurontui/data/prices.json) is dated and approximate; `--prices FILE` in the same
 shape overrides the entries it names. A price is looked up by instance type; an unknown type has
-no price, with the reason, never a guess.
+no price, with the reason, never a guess. Types the tool targets that had no on-demand price at
+the table's date (trn2, sold through Capacity Blocks) are listed under "unpriced" with why.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -36,12 +37,15 @@ class PriceTable:
     overrides: str | None = None  # the --prices file whose entries replaced the shipped ones
     override_keys: frozenset[str] = frozenset()
     override_date: str = ""
+    unpriced: dict[str, str] = field(default_factory=dict)  # instance type -> why the table has no price
 
     def lookup(self, instance_type: str | None) -> tuple[Price | None, str]:
         """The price of an instance type, or None and why."""
         if not instance_type:
             return None, "instance type not known (pass --instance-type T or --price-per-hour USD)"
         key = instance_type.strip().lower()
+        if key not in self.prices and key in self.unpriced:
+            return None, f"no price for {key}: {self.unpriced[key]}; pass --price-per-hour USD"
         if key not in self.prices:
             where = f"{self.overrides} or the shipped table" if self.overrides else "the shipped table"
             return None, f"no price for {key} in {where} ({self.date}); pass --price-per-hour USD"
@@ -72,7 +76,8 @@ def _parse_table(text: str, origin: str) -> tuple[dict[str, float], str, str]:
 def shipped_table() -> PriceTable:
     text = resources.files("neurontui").joinpath("data/prices.json").read_text(encoding="utf-8")
     prices, date, source = _parse_table(text, "neurontui/data/prices.json")
-    return PriceTable(prices, date, source)
+    unpriced = {name.lower(): str(why) for name, why in json.loads(text).get("unpriced", {}).items()}
+    return PriceTable(prices, date, source, unpriced=unpriced)
 
 
 def load_prices(path: str | None = None) -> PriceTable:
@@ -90,7 +95,8 @@ def load_prices(path: str | None = None) -> PriceTable:
         raise PricesError(f"{origin}: larger than {MAX_PRICES_BYTES // 1024} KiB, not a prices file")
     prices, date, _ = _parse_table(raw.decode("utf-8", errors="replace"), origin)
     return PriceTable({**table.prices, **prices}, table.date, table.source, overrides=Path(path).name,
-                      override_keys=frozenset(prices), override_date="" if date == "undated" else date)
+                      override_keys=frozenset(prices), override_date="" if date == "undated" else date,
+                      unpriced=table.unpriced)
 
 
 def resolve_price(price_per_hour: float | None = None, instance_type: str | None = None,
