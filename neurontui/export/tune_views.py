@@ -68,7 +68,8 @@ def _label(entry: dict[str, Any]) -> str:
     return text if concurrency in (None, 1) else f"{text} x{concurrency} in flight"
 
 
-def winner_line(document: dict[str, Any]) -> str:
+def winner_line(document: dict[str, Any], emphasis: str = "**") -> str:
+    """The winner in one sentence; `emphasis` marks its name (Markdown bold; none on a screen)."""
     slo = document.get("slo") or {}
     bound = f"{slo.get('percentile')} {format_bound(slo.get('bound_seconds'))}"
     winner = document.get("winner")
@@ -80,7 +81,7 @@ def winner_line(document: dict[str, Any]) -> str:
               f"{format_joules(winner.get('joules_per_inference'))} per inference"
               if winner.get("joules_per_inference") is not None else None,
               f"{format_ratio(winner.get('share_of_peak'))} of peak" if winner.get("share_of_peak") is not None else None]
-    return (f"Winner within {bound}: **{_label(winner)}** at {format_table_rate(winner.get('rate'))} requests/s "
+    return (f"Winner within {bound}: {emphasis}{_label(winner)}{emphasis} at {format_table_rate(winner.get('rate'))} requests/s "
             f"({format_table_rate(winner.get('throughput'))} samples/s), p50 {format_seconds(percentiles.get('p50'))}, "
             f"p99 {format_seconds(percentiles.get('p99'))}" + "".join(f", {e}" for e in extras if e) + ".")
 

@@ -38,6 +38,12 @@ def recent(points: Sequence[tuple[float, float]], window: float, max_points: int
     return [t - newest for t, _ in chosen], [v for _, v in chosen]
 
 
+def latency_unit(slowest_ms: float) -> tuple[str, float]:
+    """The unit of a latency axis and the factor from milliseconds: seconds once latencies pass a
+    second (CRAFT on a CPU), so the axis never reads 10257.2."""
+    return ("s", 1e-3) if slowest_ms >= 1000 else ("ms", 1.0)
+
+
 def recent_history(history: Sequence[HistoryPoint], window: float) -> list[HistoryPoint]:
     """The points of the last `window` seconds (the Store keeps an hour; a plot needs minutes)."""
     if not history:
@@ -106,9 +112,7 @@ class ChartsPanel(Vertical):
                        [("", series["throughput"], "gray" if previous else "green+")])
         plot = self._plot("latency")
         if plot is not None:
-            # seconds once latencies pass a second (CRAFT on a CPU), so the axis never reads 10257.2
-            slowest = max((ms for _, ms in series["p99"] + series["p50"]), default=0.0)
-            unit, scale = ("s", 1e-3) if slowest >= 1000 else ("ms", 1.0)
+            unit, scale = latency_unit(max((ms for _, ms in series["p99"] + series["p50"]), default=0.0))
             self._draw(plot, f"latency {unit} {window_label(self.window)}{suffix}",
                        [("p50", [(t, v * scale) for t, v in series["p50"]], "gray" if previous else "cyan+"),
                         ("p99", [(t, v * scale) for t, v in series["p99"]], "gray+" if previous else "orange+")])
