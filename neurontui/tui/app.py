@@ -32,15 +32,19 @@ from workloads.rules import effective_backend
 from ..hints import supports_pipeline
 from ..session import Session
 from ..store import WorkloadState
-from .messages import Notice, StoreChanged
+from ..tuning import TunePlan
+from .messages import Notice, StoreChanged, TuneFinished, TuneProgress, TuneStepLanded
 from .screens.help import HelpScreen
 from .screens.model_picker import ModelPicker
+from .screens.tune_form import TuneForm, form_defaults
+from .tuner import TuiTune
 from .widgets.charts import WINDOWS, ChartsPanel, recent_history, window_label
 from .widgets.cores import CoresPanel
 from .widgets.events import EventsPanel
 from .widgets.header import HeaderBar
 from .widgets.memory import MemoryPanel
 from .widgets.runtimes import RuntimesPanel
+from .widgets.tune_plot import TunePanel
 from .widgets.workload import WorkloadPanel
 
 MAX_BATCH = 1024
@@ -59,7 +63,8 @@ PLOT_SLACK = 0.25
 COMPACT_HEIGHT = 40  # below this the utilization plot and per-core memory cells give way
 FORCED_EXIT_SECONDS = 5.0  # after a signal, how long Textual may take to restore the terminal
 WORKLOAD_ACTIONS = {"mode", "pick_model", "next_backend", "batch", "concurrency", "copies", "pause", "restart",
-                    "export"}
+                    "export", "tune", "tune_winner"}
+TUNING_REFUSAL = "tuning: press t or escape to stop it first"  # the tune owns the workload while it runs
 
 
 def _parse_action(text: str) -> tuple[str, tuple]:
@@ -102,6 +107,9 @@ class NeuronTUI(App[int]):
         Binding("r", "restart", "restart", show=False),
         Binding("w", "window", "window", show=False),
         Binding("S", "screenshot", "svg", show=False),
+        Binding("t", "tune", "tune", show=False),
+        Binding("W", "tune_winner", "winner", show=False),
+        Binding("escape", "close_tune", "close tune", show=False),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 
@@ -129,6 +137,7 @@ class NeuronTUI(App[int]):
         self._replot_scheduled = False
         self._flush_timer: Timer | None = None
         self._bindings_state: tuple | None = None
+        self.tuner = TuiTune(self, session)
 
     @property
     def config(self) -> WorkloadConfig | None:
@@ -149,6 +158,7 @@ class NeuronTUI(App[int]):
             with Vertical(id="right"):
                 yield WorkloadPanel(id="workload")
                 yield ChartsPanel(id="charts")
+                yield TunePanel(id="tune")
         yield RuntimesPanel(id="runtimes")
         yield EventsPanel(id="events")
         yield Footer(compact=True)
@@ -169,6 +179,7 @@ class NeuronTUI(App[int]):
         self.update_panels({"snapshot", "workload", "run", "event", "health"})
 
     def on_unmount(self) -> None:
+        self.tuner.stop("the app's exit")  # the worker thread must end before the app can
         self.store.unsubscribe(self._store_changed)
 
     def on_resize(self, event: Resize) -> None:
@@ -288,6 +299,8 @@ class NeuronTUI(App[int]):
         """Why a key cannot act now, in words the user sees when pressing it; None when it can."""
         if action not in WORKLOAD_ACTIONS:
             return None
+        if self.tuner.running:
+            return None if action == "tune" else TUNING_REFUSAL  # `t` stops it
         config = self.config
         if config is None or self.workload is None:
             return "no workload (--no-workload): this key switches the workload"
@@ -314,6 +327,8 @@ class NeuronTUI(App[int]):
             return f"nothing to pause: the workload is {self.store.workload.state}"
         elif action == "export" and not self.store.workload.run.window_count:
             return "nothing measured yet to export"
+        elif action == "tune_winner" and self.tuner.winner is None:
+            return "the last tune found no winner" if self.tuner.document else "no tune yet: t runs one"
         return None
 
     def _why_not_copies(self, config: WorkloadConfig, factor: int) -> str | None:
@@ -417,6 +432,56 @@ class NeuronTUI(App[int]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # -- the tune ---------------------------------------------------------------------------
+    def action_tune(self) -> None:
+        """Open the tune form; while a tune runs, stop it."""
+        if self.tuner.running:
+            self._stop_tune()
+            return
+        assert self.config is not None
+        current_p99 = self.session.workload().run.figures().latency.get("p99")
+        self.push_screen(TuneForm(self.config, form_defaults(self.config, current_p99)), self._start_tune)
+
+    def _start_tune(self, plan: TunePlan | None) -> None:
+        if plan is None:
+            return
+        self.tuner.start(plan)
+        self.query_one(TunePanel).begin(plan.slo, plan.budget.seconds)
+        self.set_class(True, "-tune")
+        self.refresh_bindings()
+
+    def _stop_tune(self) -> None:
+        self.store.log("info", "tune", "stopping the tune: the steps measured so far are kept")
+        self.tuner.stop("the user")
+
+    def action_close_tune(self) -> None:
+        """escape: stop a running tune; close the panel of a finished one (the plots come back)."""
+        if self.tuner.running:
+            self._stop_tune()
+        elif self.has_class("-tune"):
+            self.set_class(False, "-tune")
+            self._plotted = self._plotted_history = None
+            self.call_after_refresh(self.update_panels, set())
+
+    def action_tune_winner(self) -> None:
+        self.switch(**self.tuner.winner_settings())
+
+    @on(TuneProgress)
+    def _on_tune_progress(self, message: TuneProgress) -> None:
+        if self.tuner.running:
+            self.query_one(TunePanel).show_progress(message.text, message.fraction)
+
+    @on(TuneStepLanded)
+    def _on_tune_step(self, message: TuneStepLanded) -> None:
+        self.query_one(TunePanel).add_step(message.point, message.scenario, message.step)
+
+    @on(TuneFinished)
+    def _on_tune_finished(self, message: TuneFinished) -> None:
+        outcome = self.tuner.finished(message)
+        self.query_one(TunePanel).finish(outcome, has_winner=self.tuner.winner is not None)
+        self.update_panels(set())
+        self.refresh_bindings()
 
     # -- workload control -------------------------------------------------------------------
     def switch(self, **changes: Any) -> None:

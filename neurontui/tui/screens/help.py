@@ -15,6 +15,7 @@ HELP = """\
   c / C  more / fewer in flight    space  pause / resume the load
   n / N  double / halve the copies (--copies: independent loaded models)
   r  restart the workload          e  export this run (JSON, current dir)
+  t  tune within a latency bound   W  run the tune's winner
 [b]Screen[/b]  the footer shows what fits; every key is here
   w  history 1 / 5 / 15 min        S  save an SVG screenshot
   ?  this help                     q  quit (also Ctrl-C)
@@ -24,7 +25,6 @@ HELP = """\
 [b]Figures[/b]
   latency per request after warm-up, from a histogram: p50 p90 p99 p99.9
   throughput = completed / window time; "run" = the whole current run
-
 Press escape, q or ? to close."""
 
 
