@@ -1,6 +1,9 @@
 """The tune key (t) driven with Textual's Pilot over a real cnn child on the CPU: the form refuses
 bad values under their field, a tune draws a point per step as it lands, ends with the winner in
 the events and W switches to it; workload keys wait while it runs, and t stops it keeping its steps."""
+import json
+
+import jsonschema
 import pytest
 
 from neurontui.session import Session
@@ -11,10 +14,12 @@ from neurontui.tui.tuner import rounded_down
 from neurontui.tui.widgets.events import EventsPanel
 from neurontui.tui.widgets.tune_plot import TunePanel
 from neurontui.workload import WorkloadProcess
+from tests.conftest import ROOT
 from tests.test_tui import FAST_CPU_RUN, sync, wait_for
 from workloads.config import WorkloadConfig
 
 ONE_POINT = {"modes": "single", "batches": "1", "concurrency": "1"}
+TUNE_SCHEMA = json.loads((ROOT / "docs" / "tune-schema.json").read_text())
 TUNE_TIMEOUT = 240.0  # a busy 2-vCPU box starts each step's child in seconds
 
 
@@ -78,7 +83,7 @@ async def test_the_form_refuses_a_bad_bound_with_one_line_and_starts_nothing(tui
 
 @pytest.mark.slow
 @sync
-async def test_a_tune_plots_each_step_ends_with_the_winner_and_W_switches_to_it(tui_app):
+async def test_a_tune_plots_each_step_ends_with_the_winner_and_W_switches_to_it(tui_app, tmp_path):
     app, store = tui_app, tui_app.store
     async with app.run_test(size=(100, 30)) as pilot:
         await open_form(pilot, app, slo="p99=10s", budget="30", **ONE_POINT)
@@ -101,6 +106,12 @@ async def test_a_tune_plots_each_step_ends_with_the_winner_and_W_switches_to_it(
         await pilot.pause(0.5)
         assert "Winner within p99 10 s: single batch 1 at" in events_panel_text(app)
         assert app.config == FAST_CPU_RUN  # back to the settings from before the tune
+
+        await pilot.press("e")  # with the tune's plot open: the tune, as `neurontui tune --export` writes it
+        await wait_for(pilot, lambda: list(tmp_path.glob("neurontui-tune-*.json")), timeout=20, what="the export")
+        written = json.loads(next(tmp_path.glob("neurontui-tune-*.json")).read_text())
+        jsonschema.validate(written, TUNE_SCHEMA)
+        assert written["winner"] == winner and written["complete"] is True
 
         await pilot.press("W")
         assert (app.config.mode, app.config.batch, app.config.scenario) == ("single", 1, "server")

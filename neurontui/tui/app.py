@@ -325,7 +325,7 @@ class NeuronTUI(App[int]):
             return f"{self.backends[0]} is the only backend on this host"
         elif action == "pause" and self.store.workload.state not in ("running", "paused"):
             return f"nothing to pause: the workload is {self.store.workload.state}"
-        elif action == "export" and not self.store.workload.run.window_count:
+        elif action == "export" and not self.tune_result_shown() and not self.store.workload.run.window_count:
             return "nothing measured yet to export"
         elif action == "tune_winner" and self.tuner.winner is None:
             return "the last tune found no winner" if self.tuner.document else "no tune yet: t runs one"
@@ -424,7 +424,8 @@ class NeuronTUI(App[int]):
         self.update_panels(set())
 
     def action_export(self) -> None:
-        threading.Thread(target=self._export, name="export", daemon=True).start()
+        write = self.tuner.write if self.tune_result_shown() else self.session.export_current
+        threading.Thread(target=self._export, args=(write,), name="export", daemon=True).start()
 
     def action_screenshot(self) -> None:
         path = self.save_screenshot(path=str(self.output_dir))
@@ -464,6 +465,10 @@ class NeuronTUI(App[int]):
             self._plotted = self._plotted_history = None
             self.call_after_refresh(self.update_panels, set())
 
+    def tune_result_shown(self) -> bool:
+        """A finished tune's plot is open: `e` exports the tune rather than the run."""
+        return self.has_class("-tune") and not self.tuner.running and self.tuner.document is not None
+
     def action_tune_winner(self) -> None:
         self.switch(**self.tuner.winner_settings())
 
@@ -494,9 +499,9 @@ class NeuronTUI(App[int]):
         self.store.log("info", "tui", f"switching to {described}: restarting the workload")
         self.update_panels(set())
 
-    def _export(self) -> None:
+    def _export(self, write: Callable[[Path], Path]) -> None:
         try:
-            path = self.session.export_current(self.output_dir)
+            path = write(self.output_dir)
         except OSError as exc:
             self.post_message(Notice("error", f"export failed: {exc.strerror or exc}"))
         else:

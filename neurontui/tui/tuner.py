@@ -8,13 +8,18 @@ winner is one key away (`W`, app.py).
 from __future__ import annotations
 
 import math
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from textual.app import App
 
 from workloads.config import WorkloadConfig
 
-from ..export.tune_views import winner_line
+from ..export.schema import new_document
+from ..export.tune_views import render_tune, winner_line
+from ..export.writers import write_atomic
 from ..format import format_bound, format_duration, format_rate, format_seconds
 from ..host_info import describe_host
 from ..session import Session
@@ -42,6 +47,12 @@ def outcome(document: dict[str, Any]) -> str:
     point = Point(winner["mode"], winner["batch"], winner["concurrency"])
     return (f"winner: {point.label} at {format_rate(winner['rate'], ' req/s')}, "
             f"{slo['percentile']} {format_seconds(winner['latency_at_bound'])}")
+
+
+def tune_export_name(document: dict[str, Any], now: float) -> str:
+    """neurontui-tune-<model>-<backend>-<time>.json, beside the runs' exports (session.export_name)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"neurontui-tune-{document['model']}-{document['backend']}-{stamp}.json"
 
 
 class TuiTune:
@@ -103,6 +114,14 @@ class TuiTune:
         return {"mode": winner["mode"], "batch": winner["batch"], "concurrency": winner["concurrency"],
                 "scenario": "server", "qps": rounded_down(winner["rate"])}
 
+    def write(self, directory: Path) -> Path:
+        """`e` with the tune's plot open: its document as `neurontui tune --export X.json` writes it;
+        raises OSError when it cannot."""
+        assert self.document is not None
+        path = directory / tune_export_name(self.document, time.time())
+        write_atomic(str(path), render_tune(self.document, str(path)))
+        return path
+
     # -- in the worker thread ------------------------------------------------------------
     def _measure(self) -> None:
         measurer, plan = self.measurer, self.plan
@@ -112,7 +131,8 @@ class TuiTune:
             host = describe_host(self.store)
             price, price_reason = resolve_price(None, host.get("instance_type"))
             context = measurer.context(plan.base.model, plan.base.precision, host, price, price_reason)
-            document = tune_document(result, context, plan.budget)
+            document = {**new_document(host, ["neurontui", *sys.argv[1:]]),
+                        **tune_document(result, context, plan.budget)}
         except Exception as exc:  # whatever broke, the app must get its workload back
             self.app.post_message(TuneFinished(None, f"the tune broke off: {exc}"))
             return

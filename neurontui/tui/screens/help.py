@@ -14,8 +14,8 @@ HELP = """\
   b  next backend                  + / -  double / halve the batch
   c / C  more / fewer in flight    space  pause / resume the load
   n / N  double / halve the copies (--copies: independent loaded models)
-  r  restart the workload          e  export this run (JSON, current dir)
-  t  tune within a latency bound   W  run the tune's winner
+  r  restart the workload          e  export the run (JSON, current dir)
+  t  tune within a latency bound   W  run the tune's winner (e: its JSON)
 [b]Screen[/b]  the footer shows what fits; every key is here
   w  history 1 / 5 / 15 min        S  save an SVG screenshot
   ?  this help                     q  quit (also Ctrl-C)

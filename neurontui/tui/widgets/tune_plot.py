@@ -66,7 +66,7 @@ class TunePanel(Vertical):
         self._show_lines(line, "t/escape stops it")
 
     def finish(self, outcome: str, has_winner: bool) -> None:
-        keys = ("W runs the winner · " if has_winner else "") + "t tunes again · escape closes this"
+        keys = ("W runs the winner · " if has_winner else "") + "e exports · t tunes again · escape closes"
         self._show_lines(Text(outcome, style="bold"), keys)
 
     def _show_lines(self, first: Text, keys: str) -> None:
