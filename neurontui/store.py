@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable
 
 from workloads.protocol import Error, Hello, Phase, Ready, Window
@@ -19,12 +20,13 @@ from workloads.rules import effective_backend
 from workloads.text import clean_text
 
 from .run import WINDOW_POINTS, RunRecord
-from .telemetry import Snapshot
+from .telemetry import EccCounters, Snapshot
 
 HISTORY_POINTS = 3600  # one hour at neuron-monitor's 1 s period; also the 15 min window at 4 Hz
 EVENT_LINES = 500
 MAX_NAMES_PER_RUNTIME = 64  # distinct status (or error) names summed per runtime; newer ones are dropped
 ECC_EVENT_TYPES = ("mem_ecc_corrected", "mem_ecc_uncorrected", "sram_ecc_corrected", "sram_ecc_uncorrected")
+_ECC_COUNTS = attrgetter(*ECC_EVENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Store:
         # ECC events per (device index, event type), summed from each report's counts like
         # AWS's bridge does, so the exported counter only moves forward
         self.ecc_totals: dict[tuple[int, str], int] = {}
+        self._ecc_devices: set[int] = set()  # the devices ecc_totals has counts of
         self._hints_shown: set[str] = set()
         self._names_dropped_logged = False
 
@@ -162,14 +165,8 @@ class Store:
                 names_dropped += _add_counts(totals.errors, runtime.errors)
             for gone in set(self.runtime_totals) - seen:
                 del self.runtime_totals[gone]
-            for device in snapshot.ecc:
-                for event_type in ECC_EVENT_TYPES:
-                    key = (device.device_index, event_type)
-                    self.ecc_totals[key] = self.ecc_totals.get(key, 0) + max(getattr(device, event_type) or 0, 0)
-            if snapshot.ecc:  # a device gone from the report leaves; a report without ECC data keeps them all
-                present = {device.device_index for device in snapshot.ecc}
-                for key in [key for key in self.ecc_totals if key[0] not in present]:
-                    del self.ecc_totals[key]
+            if snapshot.ecc:  # a report without ECC data keeps every total
+                self._add_ecc(snapshot.ecc)
             health = self._health(snapshot.source)
             health.up = True
             health.samples += 1
@@ -180,6 +177,26 @@ class Store:
             self.log("warning", snapshot.source, f"more than {MAX_NAMES_PER_RUNTIME} status or error names for "
                                                  "one runtime; further names are not counted")
         self._notify("snapshot")
+
+    def _add_ecc(self, devices: list[EccCounters]) -> None:
+        """Add each device's counts to its totals (under the lock); a device gone from the report leaves.
+        A known device's zero counts (most of them, most periods) add nothing: only the others are looked up."""
+        totals = self.ecc_totals
+        present = set()
+        for device in devices:
+            index = device.device_index
+            counts = _ECC_COUNTS(device)
+            fresh = index not in self._ecc_devices
+            if fresh or any(counts):
+                for event_type, count in zip(ECC_EVENT_TYPES, counts):
+                    if fresh or count:
+                        key = (index, event_type)
+                        totals[key] = totals.get(key, 0) + max(count or 0, 0)
+            present.add(index)
+        if present != self._ecc_devices:
+            for key in [key for key in totals if key[0] not in present]:
+                del totals[key]
+            self._ecc_devices = present
 
     # -- source health ------------------------------------------------------------------
     def _health(self, name: str) -> SourceHealth:
