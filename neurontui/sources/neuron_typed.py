@@ -75,10 +75,14 @@ class RuntimeUsedBytes(_Typed):
     usage_breakdown: UsageBreakdown | None = None
 
 
+class LoadedModel(_Typed):
+    name: Any = None  # the rest (subgraphs, each with its memory breakdown) is skipped, not decoded
+
+
 class MemoryUsed(_Typed):
     error: Any = None
     neuron_runtime_used_bytes: RuntimeUsedBytes | None = None
-    loaded_models: Any = None
+    loaded_models: list[LoadedModel] | None = None  # another type (the tolerant parser ignores it) falls back
 
 
 class RuntimeReport(_Typed):
@@ -257,10 +261,8 @@ class _Converter(_Parser):
                         value = _count(host.get(part))
                         if value is not None:
                             host_parts[part] = host_parts.get(part, 0) + value
-        models = memory.loaded_models
-        for model in models if isinstance(models, list) else ():
-            if isinstance(model, dict):
-                _add_names(runtime.loaded_models, [model.get("name")])
+        if memory.loaded_models:
+            _add_names(runtime.loaded_models, [model.name for model in memory.loaded_models])
 
     def typed_system(self, system: SystemData) -> None:
         # memory through the tolerant reader; the vCPUs, 128 and more, and the ECC devices typed
