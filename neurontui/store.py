@@ -117,7 +117,7 @@ class Store:
         # ECC events per (device index, event type), summed from each report's counts like
         # AWS's bridge does, so the exported counter only moves forward
         self.ecc_totals: dict[tuple[int, str], int] = {}
-        self._ecc_devices: set[int] = set()  # the devices ecc_totals has counts of
+        self._ecc_keys: dict[int, tuple[tuple[int, str], ...]] = {}  # the devices ecc_totals counts, their keys
         self._hints_shown: set[str] = set()
         self._names_dropped_logged = False
 
@@ -180,23 +180,24 @@ class Store:
 
     def _add_ecc(self, devices: list[EccCounters]) -> None:
         """Add each device's counts to its totals (under the lock); a device gone from the report leaves.
-        A known device's zero counts (most of them, most periods) add nothing: only the others are looked up."""
-        totals = self.ecc_totals
-        present = set()
+        A device's four keys are made once; a count of zero (most, most periods) adds nothing."""
+        totals, keys_of = self.ecc_totals, self._ecc_keys
         for device in devices:
-            index = device.device_index
+            keys = keys_of.get(device.device_index)
+            if keys is None:
+                keys = keys_of[device.device_index] = tuple((device.device_index, kind) for kind in ECC_EVENT_TYPES)
+                for key in keys:
+                    totals.setdefault(key, 0)
             counts = _ECC_COUNTS(device)
-            fresh = index not in self._ecc_devices
-            if fresh or any(counts):
-                for event_type, count in zip(ECC_EVENT_TYPES, counts):
-                    if fresh or count:
-                        key = (index, event_type)
-                        totals[key] = totals.get(key, 0) + max(count or 0, 0)
-            present.add(index)
-        if present != self._ecc_devices:
-            for key in [key for key in totals if key[0] not in present]:
-                del totals[key]
-            self._ecc_devices = present
+            if any(counts):
+                for key, count in zip(keys, counts):
+                    if count and count > 0:  # a counter never moves backwards, whatever a report says
+                        totals[key] += count
+        present = {device.device_index for device in devices}
+        if len(keys_of) > len(present):  # every device present has its keys: some other device left
+            for index in [index for index in keys_of if index not in present]:
+                for key in keys_of.pop(index):
+                    del totals[key]
 
     # -- source health ------------------------------------------------------------------
     def _health(self, name: str) -> SourceHealth:
