@@ -14,14 +14,15 @@ plain dicts), and its `build_neuroncores` for the all-cores view.
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Runtime, Snapshot
-from .neuron_parser import (FLOAT_MAX, INSTANCE_FIELDS, MAX_REPORTED_CORES, _add_names, _busy_of_idle, _count, _Parser,
-                            _ratio, _short)
+from .neuron_parser import (FLOAT_MAX, INSTANCE_FIELDS, MAX_REPORTED_CORES, _add_names, _busy_of_idles, _count,
+                            _Parser, _ratio, _short)
 
 # What _count() passes through unchanged; anything else (negative, fractional, null) falls back.
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
@@ -273,11 +274,15 @@ class _Converter(_Parser):
             snap = self.snapshot
             if vcpu.average_usage is not UNSET:
                 self.parse_vcpus({"average_usage": vcpu.average_usage})
-            if vcpu.usage_data is not None:
-                cores = [Core("vcpu", index, _busy_of_idle(fields.idle))
-                         for index, fields in sorted(vcpu.usage_data.items())]  # the indices differ: no Struct compared
-                snap.cores.extend(cores)
-                snap.vcpu_count = len(cores)
+            usage = vcpu.usage_data
+            if usage is not None:
+                indices = list(usage)
+                if indices != sorted(indices):  # listed out of order: sorted, as the tolerant parser does
+                    usage = dict(sorted(usage.items()))  # the indices differ: no Struct is compared
+                    indices = list(usage)
+                busy = _busy_of_idles([fields.idle for fields in usage.values()])
+                snap.cores.extend(map(Core, repeat("vcpu"), indices, busy))  # the loop in C
+                snap.vcpu_count = len(indices)
         counters = system.neuron_hw_counters
         if counters is not None:
             _no_error(counters)
