@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import groupby
 from operator import attrgetter
 from typing import Any, Callable
 
@@ -141,14 +142,18 @@ class Store:
 
     # -- telemetry ----------------------------------------------------------------------
     def publish_snapshot(self, snapshot: Snapshot) -> None:
+        per_core = tuple([core.utilization for core in snapshot.cores])
+        # cores of a kind come in runs (NeuronCores, then vCPUs): a slice per run, not a step per core
         per_kind: dict[str, list[float]] = {}
-        for core in snapshot.cores:
-            if core.utilization is not None:
-                per_kind.setdefault(core.kind, []).append(core.utilization)
+        start = 0
+        for kind, run in groupby([core.kind for core in snapshot.cores]):
+            end = start + len(list(run))
+            per_kind.setdefault(kind, []).extend([value for value in per_core[start:end] if value is not None])
+            start = end
         point = HistoryPoint(
             time=snapshot.time,
-            utilization={kind: sum(values) / len(values) for kind, values in per_kind.items()},
-            per_core=tuple(core.utilization for core in snapshot.cores),
+            utilization={kind: sum(values) / len(values) for kind, values in per_kind.items() if values},
+            per_core=per_core,
         )
         with self._lock:
             self.latest = snapshot
