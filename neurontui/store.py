@@ -12,6 +12,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, Callable
 
 from workloads.protocol import Error, Hello, Phase, Ready, Window
@@ -19,12 +21,13 @@ from workloads.rules import effective_backend
 from workloads.text import clean_text
 
 from .run import WINDOW_POINTS, RunRecord
-from .telemetry import Snapshot
+from .telemetry import EccCounters, Snapshot
 
 HISTORY_POINTS = 3600  # one hour at neuron-monitor's 1 s period; also the 15 min window at 4 Hz
 EVENT_LINES = 500
 MAX_NAMES_PER_RUNTIME = 64  # distinct status (or error) names summed per runtime; newer ones are dropped
 ECC_EVENT_TYPES = ("mem_ecc_corrected", "mem_ecc_uncorrected", "sram_ecc_corrected", "sram_ecc_uncorrected")
+_ECC_COUNTS = attrgetter(*ECC_EVENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class Store:
         # ECC events per (device index, event type), summed from each report's counts like
         # AWS's bridge does, so the exported counter only moves forward
         self.ecc_totals: dict[tuple[int, str], int] = {}
+        self._ecc_keys: dict[int, tuple[tuple[int, str], ...]] = {}  # the devices ecc_totals counts, their keys
         self._hints_shown: set[str] = set()
         self._names_dropped_logged = False
 
@@ -138,14 +142,18 @@ class Store:
 
     # -- telemetry ----------------------------------------------------------------------
     def publish_snapshot(self, snapshot: Snapshot) -> None:
+        per_core = tuple([core.utilization for core in snapshot.cores])
+        # cores of a kind come in runs (NeuronCores, then vCPUs): a slice per run, not a step per core
         per_kind: dict[str, list[float]] = {}
-        for core in snapshot.cores:
-            if core.utilization is not None:
-                per_kind.setdefault(core.kind, []).append(core.utilization)
+        start = 0
+        for kind, run in groupby([core.kind for core in snapshot.cores]):
+            end = start + len(list(run))
+            per_kind.setdefault(kind, []).extend([value for value in per_core[start:end] if value is not None])
+            start = end
         point = HistoryPoint(
             time=snapshot.time,
-            utilization={kind: sum(values) / len(values) for kind, values in per_kind.items()},
-            per_core=tuple(core.utilization for core in snapshot.cores),
+            utilization={kind: sum(values) / len(values) for kind, values in per_kind.items() if values},
+            per_core=per_core,
         )
         with self._lock:
             self.latest = snapshot
@@ -162,14 +170,8 @@ class Store:
                 names_dropped += _add_counts(totals.errors, runtime.errors)
             for gone in set(self.runtime_totals) - seen:
                 del self.runtime_totals[gone]
-            for device in snapshot.ecc:
-                for event_type in ECC_EVENT_TYPES:
-                    key = (device.device_index, event_type)
-                    self.ecc_totals[key] = self.ecc_totals.get(key, 0) + max(getattr(device, event_type) or 0, 0)
-            if snapshot.ecc:  # a device gone from the report leaves; a report without ECC data keeps them all
-                present = {device.device_index for device in snapshot.ecc}
-                for key in [key for key in self.ecc_totals if key[0] not in present]:
-                    del self.ecc_totals[key]
+            if snapshot.ecc:  # a report without ECC data keeps every total
+                self._add_ecc(snapshot.ecc)
             health = self._health(snapshot.source)
             health.up = True
             health.samples += 1
@@ -180,6 +182,27 @@ class Store:
             self.log("warning", snapshot.source, f"more than {MAX_NAMES_PER_RUNTIME} status or error names for "
                                                  "one runtime; further names are not counted")
         self._notify("snapshot")
+
+    def _add_ecc(self, devices: list[EccCounters]) -> None:
+        """Add each device's counts to its totals (under the lock); a device gone from the report leaves.
+        A device's four keys are made once; a count of zero (most, most periods) adds nothing."""
+        totals, keys_of = self.ecc_totals, self._ecc_keys
+        for device in devices:
+            keys = keys_of.get(device.device_index)
+            if keys is None:
+                keys = keys_of[device.device_index] = tuple((device.device_index, kind) for kind in ECC_EVENT_TYPES)
+                for key in keys:
+                    totals.setdefault(key, 0)
+            counts = _ECC_COUNTS(device)
+            if any(counts):
+                for key, count in zip(keys, counts):
+                    if count and count > 0:  # a counter never moves backwards, whatever a report says
+                        totals[key] += count
+        present = {device.device_index for device in devices}
+        if len(keys_of) > len(present):  # every device present has its keys: some other device left
+            for index in [index for index in keys_of if index not in present]:
+                for key in keys_of.pop(index):
+                    del totals[key]
 
     # -- source health ------------------------------------------------------------------
     def _health(self, name: str) -> SourceHealth:

@@ -2,11 +2,19 @@
 
 Base units only: seconds, bytes, ratios 0..1, counts. Formatting happens at the edge
 (TUI widgets, report writers). `None` means "not known", never zero.
+
+The types are msgspec Structs, not dataclasses: a neuron-monitor report builds a few
+hundred of them (a Core per NeuronCore and vCPU, a CoreMemory per core and runtime) and a
+Struct is built in a third of a dataclass's time. An empty `[]` or `{}` default is a new
+one per instance, as `field(default_factory=...)` was. The ones that hold only scalars are
+left out of the garbage collector's tracking: they can be in no reference cycle.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import asdict as _fields_of
 
 SCHEMA_VERSION = 1
 
@@ -15,8 +23,7 @@ CORE_MEMORY_PARTS = ("constants", "model_code", "model_shared_scratchpad", "runt
 HOST_MEMORY_PARTS = ("application_memory", "constants", "dma_buffers", "tensors")
 
 
-@dataclass
-class Core:
+class Core(Struct, gc=False):
     kind: str  # one of CORE_KINDS
     index: int
     utilization: float | None = None  # 0..1 over the source's period
@@ -28,8 +35,7 @@ class Core:
     name: str = ""  # e.g. the GPU's product name
 
 
-@dataclass
-class CoreMemory:
+class CoreMemory(Struct, gc=False):
     """Device memory on one NeuronCore, by use (neuron-monitor's usage_breakdown)."""
 
     index: int
@@ -44,44 +50,41 @@ class CoreMemory:
         return self.constants + self.model_code + self.model_shared_scratchpad + self.runtime_memory + self.tensors
 
 
-@dataclass
-class Memory:
+class Memory(Struct):
     device_used_bytes: int | None = None
     device_total_bytes: int | None = None
     host_used_bytes: int | None = None
     host_total_bytes: int | None = None
     swap_used_bytes: int | None = None
     swap_total_bytes: int | None = None
-    per_core: dict[int, CoreMemory] = field(default_factory=dict)  # NeuronCores only
-    host_breakdown: dict[str, int] = field(default_factory=dict)  # HOST_MEMORY_PARTS of Neuron runtimes
+    per_core: dict[int, CoreMemory] = {}  # NeuronCores only
+    host_breakdown: dict[str, int] = {}  # HOST_MEMORY_PARTS of Neuron runtimes
 
 
-@dataclass
-class Runtime:
+class Runtime(Struct):
     """One process using NeuronCores, as neuron-monitor reports it for one period."""
 
     tag: str
     pid: int | None = None
     key: str = ""  # unique within a snapshot even when tags repeat: "<tag>" or "<tag>#<n>"
     period_seconds: float | None = None
-    cores: list[int] = field(default_factory=list)
-    core_utilization: dict[int, float] = field(default_factory=dict)  # this runtime's share of each core, 0..1
-    core_flops: dict[int, float] = field(default_factory=dict)
-    core_memory: dict[int, CoreMemory] = field(default_factory=dict)  # this runtime's device memory per core
+    cores: list[int] = []
+    core_utilization: dict[int, float] = {}  # this runtime's share of each core, 0..1
+    core_flops: dict[int, float] = {}
+    core_memory: dict[int, CoreMemory] = {}  # this runtime's device memory per core
     completed: int = 0  # executions completed in this period (not cumulative)
-    status: dict[str, int] = field(default_factory=dict)  # execution_summary for this period
-    errors: dict[str, int] = field(default_factory=dict)  # error_summary for this period
-    latency_seconds: dict[str, float] = field(default_factory=dict)  # total_latency {p0..p100}
-    device_latency_seconds: dict[str, float] = field(default_factory=dict)
+    status: dict[str, int] = {}  # execution_summary for this period
+    errors: dict[str, int] = {}  # error_summary for this period
+    latency_seconds: dict[str, float] = {}  # total_latency {p0..p100}
+    device_latency_seconds: dict[str, float] = {}
     device_memory_bytes: int | None = None
     host_memory_bytes: int | None = None
     vcpu_user_ratio: float | None = None
     vcpu_system_ratio: float | None = None
-    loaded_models: list[str] = field(default_factory=list)
+    loaded_models: list[str] = []
 
 
-@dataclass
-class EccCounters:
+class EccCounters(Struct, gc=False):
     device_index: int
     mem_ecc_corrected: int = 0
     mem_ecc_uncorrected: int = 0
@@ -89,31 +92,41 @@ class EccCounters:
     sram_ecc_uncorrected: int = 0
 
 
-@dataclass
-class Snapshot:
+class Snapshot(Struct):
     """Everything one source knew at one moment."""
 
     time: float  # unix seconds when the sample was taken (or replayed)
     source: str  # "neuron-monitor", "host", "replay"
-    cores: list[Core] = field(default_factory=list)
+    cores: list[Core] = []
     memory: Memory = field(default_factory=Memory)
-    runtimes: list[Runtime] = field(default_factory=list)
+    runtimes: list[Runtime] = []
     vcpu_user_ratio: float | None = None  # host-wide average
     vcpu_system_ratio: float | None = None
     vcpu_count: int | None = None
-    instance: dict[str, str] = field(default_factory=dict)  # instance_type, instance_id, region, ...
-    hardware: dict[str, Any] = field(default_factory=dict)  # neuron_device_count, neuroncore_per_device_count, ...
-    ecc: list[EccCounters] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # what could not be read, "<group>: <message>"
+    instance: dict[str, str] = {}  # instance_type, instance_id, region, ...
+    hardware: dict[str, Any] = {}  # neuron_device_count, neuroncore_per_device_count, ...
+    ecc: list[EccCounters] = []
+    errors: list[str] = []  # what could not be read, "<group>: <message>"
 
     def cores_of(self, kind: str) -> list[Core]:
         return [c for c in self.cores if c.kind == kind]
 
     def to_json_dict(self) -> dict[str, Any]:
         """The versioned `--once --json` shape (documented in the README)."""
-        body = asdict(self)
-        body["memory"]["per_core"] = [asdict(m) | {"total": m.total} for m in self.memory.per_core.values()]
+        body = _plain(self)
+        body["memory"]["per_core"] = [_plain(m) | {"total": m.total} for m in self.memory.per_core.values()]
         for runtime, raw in zip(body["runtimes"], self.runtimes):
             runtime["errors_total"] = sum(runtime["errors"].values())
-            runtime["core_memory"] = [asdict(m) | {"total": m.total} for m in raw.core_memory.values()]
+            runtime["core_memory"] = [_plain(m) | {"total": m.total} for m in raw.core_memory.values()]
         return {"schema": SCHEMA_VERSION, **body}
+
+
+def _plain(value: Any) -> Any:
+    """`value` with every Struct a dict, every container a copy (what dataclasses.asdict gave)."""
+    if isinstance(value, Struct):
+        return {name: _plain(item) for name, item in _fields_of(value).items()}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    return value

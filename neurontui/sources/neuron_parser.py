@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Iterable
 
 from ..telemetry import CORE_MEMORY_PARTS, HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Runtime, Snapshot
 
@@ -295,16 +295,12 @@ class _Parser:
             for index, value in runtime.core_flops.items():
                 flops[index] = flops.get(index, 0.0) + value
             for index, parts in runtime.core_memory.items():
+                # a core one runtime holds shares its (never mutated) CoreMemory; more make a new sum
                 total = per_core.get(index)
-                if total is None:
-                    per_core[index] = CoreMemory(index, parts.constants, parts.model_code,
-                                                 parts.model_shared_scratchpad, parts.runtime_memory, parts.tensors)
-                    continue
-                total.constants += parts.constants
-                total.model_code += parts.model_code
-                total.model_shared_scratchpad += parts.model_shared_scratchpad
-                total.runtime_memory += parts.runtime_memory
-                total.tensors += parts.tensors
+                per_core[index] = parts if total is None else CoreMemory(
+                    index, total.constants + parts.constants, total.model_code + parts.model_code,
+                    total.model_shared_scratchpad + parts.model_shared_scratchpad,
+                    total.runtime_memory + parts.runtime_memory, total.tensors + parts.tensors)
             if runtime.device_memory_bytes is not None:
                 device_used = (device_used or 0) + runtime.device_memory_bytes
         snap.memory.device_used_bytes = device_used
@@ -318,14 +314,12 @@ class _Parser:
         # neuron-monitor reports only cores a runtime holds; a core nobody holds is idle,
         # unless some runtime's counters were unreadable (then we do not know).
         idle = 0.0 if counters_complete else None
-        cores = []
-        for index in sorted(indices):
-            memory = per_core.get(index)
-            cores.append(Core("neuroncore", index,
-                              utilization=min(utilization[index], 1.0) if index in utilization else idle,
-                              flops=flops.get(index),
-                              memory_used_bytes=memory.total if memory else None))
-        snap.cores[:0] = cores  # NeuronCores first, then vCPUs
+        totals = {index: memory.total for index, memory in per_core.items()}
+        get_utilization, get_flops, get_total = utilization.get, flops.get, totals.get
+        snap.cores[:0] = [  # NeuronCores first, then vCPUs
+            Core("neuroncore", index, idle if (share := get_utilization(index)) is None else min(share, 1.0), None,
+                 get_flops(index), get_total(index))
+            for index in sorted(indices)]
 
     def hardware_core_count(self) -> int | None:
         instance_type = self.snapshot.instance.get("instance_type", "")
@@ -372,6 +366,13 @@ def _ratio(percent: float, clamp: bool = True) -> float:
     return 1.0 if clamp and ratio > 1.0 else ratio
 
 
+def _ratios(percents: Iterable[float]) -> list[float]:
+    """What _ratio(percent) gives for each (clamped), in one call: a host has hundreds of vCPUs
+    and a call per value costs more than its arithmetic (the typed path uses this, the tolerant
+    one _ratio, and tests/test_neuron_typed.py checks that their snapshots agree)."""
+    return [0.0 if (ratio := percent / 100.0) < 0.0 else 1.0 if ratio > 1.0 else ratio for percent in percents]
+
+
 def _counts(block: Any) -> dict[str, int]:
     if not isinstance(block, dict):
         return {}
@@ -400,6 +401,11 @@ def _vcpu_busy(fields: dict) -> float | None:
 
 def _busy_of_idle(idle: float) -> float:
     return _ratio(100.0 - idle)
+
+
+def _busy_of_idles(idles: Iterable[float]) -> list[float]:
+    """_busy_of_idle of each, in one call (a host has 128 vCPUs and more)."""
+    return _ratios([100.0 - idle for idle in idles])
 
 
 _INDEX_OF = {str(index): index for index in range(MAX_REPORTED_CORES + 1)}  # the common case, one lookup

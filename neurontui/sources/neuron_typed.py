@@ -14,14 +14,14 @@ plain dicts), and its `build_neuroncores` for the all-cores view.
 """
 from __future__ import annotations
 
-from operator import attrgetter
+from itertools import repeat
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, Runtime, Snapshot
-from .neuron_parser import (FLOAT_MAX, INSTANCE_FIELDS, _add_names, _busy_of_idle, _core_index, _count, _INDEX_OF,
+from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Runtime, Snapshot
+from .neuron_parser import (FLOAT_MAX, INSTANCE_FIELDS, MAX_REPORTED_CORES, _add_names, _busy_of_idles, _count,
                             _Parser, _ratio, _short)
 
 # What _count() passes through unchanged; anything else (negative, fractional, null) falls back.
@@ -29,7 +29,10 @@ Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 # A float that _finite() would pass unchanged: an integer literal becomes the float _finite() makes
 # of it, and what _finite() reads as unknown (beyond 1e308) is refused.
 Finite = Annotated[float, Meta(gt=-FLOAT_MAX, lt=FLOAT_MAX)]
-_BY_INDEX = attrgetter("index")
+# A core's name as _core_index() reads it: msgspec takes only plain digits ("7", never "07" or
+# " 7") in range, so a name it takes is the index _core_index() gives, and two names never
+# give one index (the tolerant parser reports such a core).
+CoreIndex = Annotated[int, Meta(ge=0, le=MAX_REPORTED_CORES)]
 PLAIN_INT = 2**63  # a larger integer is stringified differently by the two paths: fall back
 Group = dict[str, Any]  # a small group, read by the tolerant parser's own method
 
@@ -51,7 +54,7 @@ class CoreCounters(_Typed):
 class NeuroncoreCounters(_Typed):
     error: Any = None
     period: Finite | None = None
-    neuroncores_in_use: dict[str, CoreCounters] | None = None
+    neuroncores_in_use: dict[CoreIndex, CoreCounters] | None = None
 
 
 class CoreMemoryParts(_Typed):
@@ -64,7 +67,7 @@ class CoreMemoryParts(_Typed):
 
 class UsageBreakdown(_Typed):
     host: Any = None
-    neuroncore_memory_usage: dict[str, CoreMemoryParts] | None = None
+    neuroncore_memory_usage: dict[CoreIndex, CoreMemoryParts] | None = None
 
 
 class RuntimeUsedBytes(_Typed):
@@ -73,10 +76,14 @@ class RuntimeUsedBytes(_Typed):
     usage_breakdown: UsageBreakdown | None = None
 
 
+class LoadedModel(_Typed):
+    name: Any = None  # the rest (subgraphs, each with its memory breakdown) is skipped, not decoded
+
+
 class MemoryUsed(_Typed):
     error: Any = None
     neuron_runtime_used_bytes: RuntimeUsedBytes | None = None
-    loaded_models: Any = None
+    loaded_models: list[LoadedModel] | None = None  # another type (the tolerant parser ignores it) falls back
 
 
 class RuntimeReport(_Typed):
@@ -102,13 +109,26 @@ class VcpuIdle(_Typed):
 class VcpuUsage(_Typed):
     error: Any = None
     average_usage: Any = UNSET
-    usage_data: dict[str, VcpuIdle] | None = None
+    usage_data: dict[CoreIndex, VcpuIdle] | None = None
+
+
+class EccDevice(_Typed):
+    neuron_device_index: Count | None = None
+    mem_ecc_corrected: Count | None = None
+    mem_ecc_uncorrected: Count | None = None
+    sram_ecc_corrected: Count | None = None
+    sram_ecc_uncorrected: Count | None = None
+
+
+class HwCounters(_Typed):
+    error: Any = None
+    neuron_devices: list[EccDevice] | None = None
 
 
 class SystemData(_Typed):
     memory_info: Any = UNSET
     vcpu_usage: VcpuUsage | None = None
-    neuron_hw_counters: Any = UNSET
+    neuron_hw_counters: HwCounters | None = None
 
 
 class Report(_Typed):
@@ -211,23 +231,15 @@ class _Converter(_Parser):
         in_use = counters.neuroncores_in_use
         if in_use is None:
             return True
-        cores, utilization, flops = runtime.cores, runtime.core_utilization, runtime.core_flops
-        seen: set[int] = set()
-        for name, core in in_use.items():
-            index = _INDEX_OF.get(name)
-            if index is None:
-                index = _core_index(name)
-            if index is None or index in seen:  # the tolerant parser reports an unreadable core
-                raise _Unhandled
-            seen.add(index)
-            cores.append(index)
+        runtime.cores = sorted(in_use)
+        utilization, flops = runtime.core_utilization, runtime.core_flops
+        for index, core in in_use.items():
             if core.neuroncore_utilization is not None:
                 utilization[index] = _ratio(core.neuroncore_utilization)
             if core.flops is not None and core.flops >= 0:
                 flops[index] = core.flops
             if core.loaded_models is not None:
                 _add_names(runtime.loaded_models, core.loaded_models)
-        cores.sort()
         return True
 
     def typed_memory(self, runtime: Runtime, memory: MemoryUsed) -> None:
@@ -238,15 +250,11 @@ class _Converter(_Parser):
             runtime.device_memory_bytes = _count(used.neuron_device)
             breakdown = used.usage_breakdown
             if breakdown is not None:
-                core_memory = runtime.core_memory
-                for name, parts in (breakdown.neuroncore_memory_usage or {}).items():
-                    index = _INDEX_OF.get(name)
-                    if index is None:
-                        index = _core_index(name)
-                    if index is not None:
-                        core_memory[index] = CoreMemory(index, parts.constants, parts.model_code,
-                                                        parts.model_shared_scratchpad, parts.runtime_memory,
-                                                        parts.tensors)
+                if breakdown.neuroncore_memory_usage:
+                    runtime.core_memory = {
+                        index: CoreMemory(index, parts.constants, parts.model_code, parts.model_shared_scratchpad,
+                                          parts.runtime_memory, parts.tensors)
+                        for index, parts in breakdown.neuroncore_memory_usage.items()}
                 host = breakdown.host
                 if isinstance(host, dict):
                     host_parts = self.snapshot.memory.host_breakdown
@@ -254,31 +262,40 @@ class _Converter(_Parser):
                         value = _count(host.get(part))
                         if value is not None:
                             host_parts[part] = host_parts.get(part, 0) + value
-        models = memory.loaded_models
-        for model in models if isinstance(models, list) else ():
-            if isinstance(model, dict):
-                _add_names(runtime.loaded_models, [model.get("name")])
+        if memory.loaded_models:
+            _add_names(runtime.loaded_models, [model.name for model in memory.loaded_models])
 
     def typed_system(self, system: SystemData) -> None:
-        # memory and ECC through the tolerant readers; the vCPUs, 128 and more, typed
-        self.parse_system(_view(memory_info=_plain(system.memory_info),
-                                neuron_hw_counters=_plain(system.neuron_hw_counters)))
+        # memory through the tolerant reader; the vCPUs, 128 and more, and the ECC devices typed
+        self.parse_system(_view(memory_info=_plain(system.memory_info)))
         vcpu = system.vcpu_usage
-        if vcpu is None:
-            return
-        _no_error(vcpu)
-        snap = self.snapshot
-        if vcpu.average_usage is not UNSET:
-            self.parse_vcpus({"average_usage": vcpu.average_usage})
-        if vcpu.usage_data is not None:
-            cores = []
-            append = cores.append
-            for name, fields in vcpu.usage_data.items():
-                index = _INDEX_OF.get(name)
-                if index is None:
-                    index = _core_index(name)
-                if index is not None:
-                    append(Core("vcpu", index, _busy_of_idle(fields.idle)))
-            cores.sort(key=_BY_INDEX)
-            snap.cores.extend(cores)
-            snap.vcpu_count = len(cores)
+        if vcpu is not None:
+            _no_error(vcpu)
+            snap = self.snapshot
+            if vcpu.average_usage is not UNSET:
+                self.parse_vcpus({"average_usage": vcpu.average_usage})
+            usage = vcpu.usage_data
+            if usage is not None:
+                indices = list(usage)
+                if indices != sorted(indices):  # listed out of order: sorted, as the tolerant parser does
+                    usage = dict(sorted(usage.items()))  # the indices differ: no Struct is compared
+                    indices = list(usage)
+                busy = _busy_of_idles([fields.idle for fields in usage.values()])
+                snap.cores.extend(map(Core, repeat("vcpu"), indices, busy))  # the loop in C
+                snap.vcpu_count = len(indices)
+        counters = system.neuron_hw_counters
+        if counters is not None:
+            _no_error(counters)
+            self.typed_ecc(counters.neuron_devices or ())
+
+    def typed_ecc(self, devices: list[EccDevice]) -> None:
+        ecc = self.snapshot.ecc
+        for device in devices:
+            index = device.neuron_device_index
+            if index is None:
+                continue  # nobody's counts (the tolerant parser skips it too)
+            if index in self.ecc_by_device:  # listed twice: the tolerant parser keeps the largest counts
+                raise _Unhandled
+            ecc.append(counts := EccCounters(index, device.mem_ecc_corrected or 0, device.mem_ecc_uncorrected or 0,
+                                             device.sram_ecc_corrected or 0, device.sram_ecc_uncorrected or 0))
+            self.ecc_by_device[index] = counts

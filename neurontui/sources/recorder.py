@@ -14,7 +14,6 @@ import json
 import os
 import stat
 import threading
-from dataclasses import fields
 from typing import IO, Any, Callable
 
 from ..store import Store
@@ -197,21 +196,22 @@ def _at_most_one(value: Any) -> Any:
 
 
 def _build(cls: type, body: dict) -> Any:
-    """An instance of dataclass `cls` from the fields of `body` its readers accept (others
+    """An instance of telemetry type `cls` from the fields of `body` its readers accept (others
     keep their defaults; fields of other types are filled by the caller)."""
     values = {}
-    for f in fields(cls):
-        reader = _READERS.get(f.type) if isinstance(f.type, str) else None
-        if reader is not None and f.name in body:
-            value = reader(body[f.name])
-            if (cls, f.name) in _SHARES:
+    declared = cls.__annotations__  # as written (the module postpones annotations): "int | None"...
+    for name, kind in declared.items():
+        reader = _READERS.get(kind)
+        if reader is not None and name in body:
+            value = reader(body[name])
+            if (cls, name) in _SHARES:
                 value = _at_most_one(value)
-            if value is not None or f.type.endswith("| None"):
-                values[f.name] = value
+            if value is not None or kind.endswith("| None"):
+                values[name] = value
     try:
         return cls(**values)
     except TypeError:  # a required field (an index, a kind, a time) was refused
-        raise ValueError(f"{cls.__name__} without a readable {[f.name for f in fields(cls) if f.name not in values]}")
+        raise ValueError(f"{cls.__name__} without a readable {[name for name in declared if name not in values]}")
 
 
 def _items(cls: type, raw: Any, keep: Callable[[Any], bool] = lambda item: True) -> list:

@@ -8,6 +8,7 @@ counted in `snapshot.errors` (so it is shown, like any unreadable group).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from workloads.text import clean_text
@@ -20,6 +21,7 @@ MAX_ECC_DEVICES = 256
 MAX_NAMES = 64  # status, error and percentile names per runtime; instance and hardware fields
 MAX_ERRORS = 100
 MAX_LABEL_CHARS = 256
+LABEL_CACHE_SIZE = 4096
 
 
 def sanitize_snapshot(snapshot: Snapshot) -> Snapshot:
@@ -55,8 +57,19 @@ def sanitize_snapshot(snapshot: Snapshot) -> Snapshot:
 
 
 def _label(text: Any) -> str:
-    text = clean_text(text if isinstance(text, str) else str(text))
+    if type(text) is str and len(text) <= MAX_LABEL_CHARS:
+        return _short_label(text)
+    return _cleaned_label(text if isinstance(text, str) else str(text))
+
+
+def _cleaned_label(text: str) -> str:
+    text = clean_text(text)
     return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS - 1] + "…"
+
+
+# The same few dozen names (statuses, percentiles, instance fields) come in every report:
+# each short one is cleaned once. Only short ones, so the cache holds at most ~1 MB.
+_short_label = lru_cache(maxsize=LABEL_CACHE_SIZE)(_cleaned_label)
 
 
 def _unique(key: str, seen: set[str]) -> str:
@@ -81,4 +94,5 @@ def _first(mapping: dict, what: str, notes: list[str]) -> list[tuple[Any, Any]]:
 
 
 def _names(mapping: dict[str, Any], what: str, notes: list[str]) -> dict[str, Any]:
-    return {_label(name): value for name, value in _first(mapping, what, notes)}
+    items = mapping.items() if len(mapping) <= MAX_NAMES else _first(mapping, what, notes)
+    return {_label(name): value for name, value in items}
