@@ -25,7 +25,7 @@ from .session import Session
 from .tune.cost import Price
 from .tune.decide import Point, TuneResult, run_tune
 from .tune.energy import meter_for
-from .tune.peaks import Device
+from .tune.live import run_device
 from .tune.result import TuneContext
 from .tune.search import (MIN_STEPS_PER_POINT, Budget, StepFailed, StepResult, is_saturated, samples_needed,
                           verdict)
@@ -39,7 +39,6 @@ CONFIRM_STEP_SECONDS = STARTUP_GUESS_SECONDS + CONFIRM_MEASURED_SECONDS  # set a
 PLANNED_STEPS_PER_POINT = 5  # the offline step and four server steps share a point's budget
 STOP_SLACK_SECONDS = 2.0  # a step whose child starts slower than guessed is stopped this far past its share
 TICK_SECONDS = 0.25
-DEVICE_KIND = {"cpu": "cpu", "cuda": "gpu", "neuron": "neuron"}
 
 
 def _int_list(flag: str, text: str) -> list[int]:
@@ -113,7 +112,6 @@ class StepMeasurer:
         self.point_share: float | None = None
         self.backend = plan.base.backend  # the one the children resolved
         self.ready: Any = None
-        self.device_name = ""
         self._scenario = ""
 
     def interrupt(self, reason: str) -> None:
@@ -131,10 +129,8 @@ class StepMeasurer:
     def context(self, model: str, precision: str, host: dict[str, Any], price: Price | None,
                 price_reason: str) -> TuneContext:
         """What the document needs besides the steps: the device and FLOPs the children reported."""
-        kind = DEVICE_KIND.get(self.backend)
-        name = self.device_name if kind == "gpu" else (host.get("instance_type") or "")
-        units = self.ready.cores_used if self.ready is not None else 1
-        return TuneContext(model, self.backend, precision, Device(kind, name, units) if kind else None,
+        device = run_device(self.backend, self.ready, host.get("instance_type"))
+        return TuneContext(model, self.backend, precision, device,
                            self.ready.flops_per_sample if self.ready is not None else None, price, price_reason, host)
 
     # -- the three kinds of step ----------------------------------------------------------------
@@ -208,7 +204,7 @@ class StepMeasurer:
             raise StepFailed(problem, seconds)
         self.backend = workload.backend
         if workload.ready is not None:
-            self.ready, self.device_name = workload.ready, workload.ready.device_name
+            self.ready = workload.ready
         kind = core_kind(workload.backend)
         requests_per_second = figures.throughput / point.batch
         return StepResult(

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from neurontui.tune.cost import PricesError, dollars_per_million, load_prices, resolve_price, shipped_table
+from neurontui.tune.cost import Price, PricesError, dollars_per_million, load_prices, resolve_price, shipped_table
 from neurontui.tune.energy import NEURON_NO_POWER, EnergyReading, NvmlMeter, RaplMeter, meter_for
 
 # --- cost --------------------------------------------------------------------------------------
@@ -297,3 +297,25 @@ def test_neuron_energy_is_absent_with_the_reason_unless_the_telemetry_reports_po
     meter.start()
     now[0] = 10.0
     assert meter.stop().joules == pytest.approx(400.0)
+
+
+# --- a live run's cost and share of peak (the TUI's workload panel) ------------------------------
+
+def test_a_live_run_s_cost_and_share_of_peak_follow_the_tune_s_rules():
+    from neurontui.tune.live import run_economy
+    from neurontui.tune.peaks import gpu_peak
+    from workloads.protocol import Ready
+
+    ready = Ready(params=1, cores_used=1, device_name="Tesla T4", flops_per_sample=8_000_000_000)
+    economy = run_economy(500.0, "cuda", ready, "fp16", "g4dn.xlarge")
+    peak, _ = gpu_peak("Tesla T4", "fp16")
+    assert economy.share_of_peak == pytest.approx(8e9 * 500.0 / peak.flops_per_second)
+    assert economy.dollars_per_million == pytest.approx(dollars_per_million(0.526, 500.0))
+    assert not economy.peak_estimate
+    # Neither a price (no instance type) nor FLOPs (not counted): nothing is guessed.
+    unknown = run_economy(500.0, "cuda", Ready(params=1, device_name="Tesla T4"), "fp16", None)
+    assert (unknown.dollars_per_million, unknown.share_of_peak) == (None, None)
+    # An explicit price wins over the table; no throughput yet means no cost.
+    priced = run_economy(1000.0, "cuda", ready, "fp16", "g4dn.xlarge", Price(1.0, "--price-per-hour"))
+    assert priced.dollars_per_million == pytest.approx(dollars_per_million(1.0, 1000.0))
+    assert run_economy(None, "cuda", ready, "fp16", "g4dn.xlarge").dollars_per_million is None

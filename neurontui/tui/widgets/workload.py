@@ -6,8 +6,10 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
-from ...format import format_bytes, format_count, format_duration, format_rate, format_ratio, format_seconds
+from ...format import (format_bytes, format_count, format_dollars, format_duration, format_rate, format_ratio,
+                       format_seconds)
 from ...store import WorkloadState
+from ...tune.live import RunEconomy
 from .bars import panel_lines, bar
 
 PANEL_LINES = 5
@@ -23,9 +25,13 @@ class WorkloadPanel(Widget):
         self.current: WorkloadState | None = None
         self.previous: WorkloadState | None = None
         self.enabled = True
+        self.economy = RunEconomy()
 
-    def show(self, current: WorkloadState, previous: WorkloadState | None, enabled: bool = True) -> None:
+    def show(self, current: WorkloadState, previous: WorkloadState | None, enabled: bool = True,
+             economy: RunEconomy | None = None) -> None:
+        """`economy`: the shown run's cost and share of peak (tune.live.run_economy), when known."""
         self.current, self.previous, self.enabled = current, previous, enabled
+        self.economy = economy or RunEconomy()
         self.refresh()
 
     def render(self) -> RenderableType:
@@ -37,10 +43,10 @@ class WorkloadPanel(Widget):
         width = self.size.width or 80
         lines = [state_line(wl, width)]
         if wl.run.window_count:
-            lines += figures(wl, dim=False, width=width)
+            lines += figures(wl, dim=False, width=width, economy=self.economy)
         elif self.previous is not None and self.previous.run.window_count:
             lines.append(Text(f"previous run ({run_label(self.previous)}):", style="dim"))
-            lines += figures(self.previous, dim=True, width=width)
+            lines += figures(self.previous, dim=True, width=width, economy=self.economy)
         if wl.ready is not None:
             mix = bucket_mix(wl)
             room = mix is not None and len(lines) + 2 <= PANEL_LINES  # the mix on a line of its own
@@ -78,8 +84,9 @@ def state_line(wl: WorkloadState, width: int) -> Text:
     return line
 
 
-def figures(wl: WorkloadState, dim: bool, width: int = 80) -> list[Text]:
-    """Live: the last few seconds' throughput and percentiles, the run's p50/p99 beside them.
+def figures(wl: WorkloadState, dim: bool, width: int = 80, economy: RunEconomy | None = None) -> list[Text]:
+    """Live: the last few seconds' throughput and percentiles, the run's p50/p99 beside them, and
+    (where the width allows) the share of the device's peak and the cost per million at that rate.
     A previous run (dim): the whole run's figures, which is what it measured."""
     run = wl.run.figures()
     style = "dim" if dim else ""
@@ -92,12 +99,25 @@ def figures(wl: WorkloadState, dim: bool, width: int = 80) -> list[Text]:
         throughput.append(format_rate(rate), style=value_style)
     throughput.append(f"  run p50 {format_seconds(run.latency['p50'])} p99 {format_seconds(run.latency['p99'])}",
                       style="dim")
+    extra = economy_text(economy) if economy is not None else ""
+    if extra and len(throughput) + len(extra) + 2 <= width:
+        throughput.append(f"  {extra}", style=style or "cyan")
     percentiles = Text()
     # about 12 cells a percentile: where four do not fit, p90 gives way (the tail matters more)
     for key in ("p50", "p90", "p99", "p99.9") if width >= 50 else ("p50", "p99", "p99.9"):
         percentiles.append(f"{key} ", style="dim")
         percentiles.append(f"{format_seconds(latency[key])} ", style=value_style if key in ("p50", "p99") else style)
     return [throughput, percentiles]
+
+
+def economy_text(economy: RunEconomy) -> str:
+    """'3% of peak (est.) · $0.12/M', the parts that are known."""
+    parts = []
+    if economy.share_of_peak is not None:
+        parts.append(f"{format_ratio(economy.share_of_peak)} of peak" + (" (est.)" if economy.peak_estimate else ""))
+    if economy.dollars_per_million is not None:
+        parts.append(f"{format_dollars(economy.dollars_per_million)}/M")
+    return " · ".join(parts)
 
 
 def ready_line(wl: WorkloadState, width: int = 80, with_mix: bool = False) -> Text:
