@@ -319,3 +319,21 @@ def test_a_live_run_s_cost_and_share_of_peak_follow_the_tune_s_rules():
     priced = run_economy(1000.0, "cuda", ready, "fp16", "g4dn.xlarge", Price(1.0, "--price-per-hour"))
     assert priced.dollars_per_million == pytest.approx(dollars_per_million(1.0, 1000.0))
     assert run_economy(None, "cuda", ready, "fp16", "g4dn.xlarge").dollars_per_million is None
+
+
+def test_neuron_monitor_s_reported_flops_are_set_beside_the_counted_share_against_the_same_peak():
+    from neurontui.tui.widgets.workload import economy_text
+    from neurontui.tune.live import run_economy
+    from neurontui.tune.peaks import Device, peak_flops
+    from workloads.protocol import Ready
+
+    ready = Ready(params=1, cores_used=2, flops_per_sample=1_000_000_000)
+    peak, _ = peak_flops(Device("neuron", "inf2.xlarge", 2), "bf16")
+    economy = run_economy(100.0, "neuron", ready, "bf16", "inf2.xlarge", reported_flops=peak.flops_per_second / 4)
+    assert economy.reported_share_of_peak == pytest.approx(0.25)
+    assert economy.share_of_peak == pytest.approx(1e9 * 100.0 / peak.flops_per_second)
+    text = economy_text(economy)
+    assert "of peak (monitor 25%)" in text and "/M" in text  # inf2.xlarge has a table price
+    uncounted = Ready(params=1, cores_used=2)  # FLOPs not counted in the child: the monitor's share alone
+    assert economy_text(run_economy(100.0, "neuron", uncounted, "bf16", "inf2.xlarge",
+                                    reported_flops=peak.flops_per_second / 2)).startswith("monitor 50% of peak")

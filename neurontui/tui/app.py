@@ -270,8 +270,11 @@ class NeuronTUI(App[int]):
         figures = shown.run.figures()
         backend = effective_backend(shown.config.get("backend", ""), shown.hello.backend if shown.hello else None)
         instance_type = snapshot.instance.get("instance_type") if snapshot is not None else None
+        reported = None
+        if backend == "neuron" and snapshot is not None and not dimmed:  # neuron-monitor's FLOP/s, now
+            reported = sum(core.flops for core in snapshot.cores_of("neuroncore") if core.flops) or None
         return run_economy(figures.throughput if dimmed else figures.recent_throughput, backend, shown.ready,
-                           shown.config.get("precision", "fp32"), instance_type)
+                           shown.config.get("precision", "fp32"), instance_type, reported_flops=reported)
 
     def _replot(self, shown: WorkloadState, dimmed: bool, history: list | None, history_tail: Any) -> None:
         """Redraw the plots whose data changed, all at once, at most every PLOT_SECONDS; a new run,

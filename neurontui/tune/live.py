@@ -41,12 +41,16 @@ class RunEconomy:
     dollars_per_million: float | None = None  # at the given throughput, when a price is known
     share_of_peak: float | None = None  # counted FLOPs x throughput / peak, when both are known
     peak_estimate: bool = False  # the peak is an estimate (CPUs), not a datasheet figure
+    # Neuron: the FLOP/s neuron-monitor reports for the cores, against the same peak, beside the counted share
+    reported_share_of_peak: float | None = None
 
 
 def run_economy(throughput: float | None, backend: str, ready: Any, precision: str,
-                instance_type: str | None, price: Price | None = None) -> RunEconomy:
+                instance_type: str | None, price: Price | None = None,
+                reported_flops: float | None = None) -> RunEconomy:
     """What the run costs per million inferences and how much of the peak it uses at
-    `throughput`; `price` defaults to the instance type's entry in the shipped table."""
+    `throughput`; `price` defaults to the instance type's entry in the shipped table;
+    `reported_flops`: the FLOP/s the telemetry reports for the run's cores, when it does."""
     price = price if price is not None else table_price(instance_type)
     dollars = dollars_per_million(price.per_hour if price else None, throughput)
     device = run_device(backend, ready, instance_type)
@@ -54,4 +58,5 @@ def run_economy(throughput: float | None, backend: str, ready: Any, precision: s
     flops = ready.flops_per_sample if ready is not None else None
     share = (flops * throughput / peak.flops_per_second
              if peak is not None and flops and throughput and throughput > 0 else None)
-    return RunEconomy(dollars, share, bool(peak and peak.estimate))
+    reported = reported_flops / peak.flops_per_second if peak is not None and reported_flops else None
+    return RunEconomy(dollars, share, bool(peak and peak.estimate), reported)

@@ -111,10 +111,15 @@ def figures(wl: WorkloadState, dim: bool, width: int = 80, economy: RunEconomy |
 
 
 def economy_text(economy: RunEconomy) -> str:
-    """'3% of peak (est.) · $0.12/M', the parts that are known."""
-    parts = []
+    """'3% of peak (est.) · $0.12/M', the parts that are known; on Neuron, the share the FLOP/s
+    neuron-monitor reports make beside the counted one: '3% of peak (monitor 4%)'."""
+    peak = ""
     if economy.share_of_peak is not None:
-        parts.append(f"{format_ratio(economy.share_of_peak)} of peak" + (" (est.)" if economy.peak_estimate else ""))
+        peak = f"{format_ratio(economy.share_of_peak)} of peak" + (" (est.)" if economy.peak_estimate else "")
+    if economy.reported_share_of_peak is not None:
+        monitor = f"monitor {format_ratio(economy.reported_share_of_peak)}"
+        peak = f"{peak} ({monitor})" if peak else f"{monitor} of peak"
+    parts = [peak] if peak else []
     if economy.dollars_per_million is not None:
         parts.append(f"{format_dollars(economy.dollars_per_million)}/M")
     return " · ".join(parts)
