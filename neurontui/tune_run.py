@@ -17,7 +17,6 @@ from workloads.config import WorkloadConfig, positive_float
 
 from .args import OneLineParser, monitor_spec
 from .backend_presence import requested_backend_problem
-from .export.schema import new_document
 from .export.tune_views import render_tune
 from .export.writers import check_writable, write_atomic
 from .format import format_bound
@@ -27,13 +26,12 @@ from .session import Session
 from .store import Store
 from .tune.cost import resolve_price
 from .tune.decide import TuneResult
-from .tune.result import tune_document
 from .tune.search import Budget, check_budget, samples_needed
 from .tune.slo import TuneUsageError, parse_slo
-from .tuning import CONFIRM_MEASURED_SECONDS, MIN_STEP_SECONDS, StepMeasurer, TunePlan, parse_points
+from .tuning import (CONFIRM_MEASURED_SECONDS, DEFAULT_BUDGET_SECONDS, MIN_STEP_SECONDS, StepMeasurer, TunePlan,
+                     parse_points)
 from .workload import WorkloadProcess
 
-DEFAULT_BUDGET_SECONDS = 300.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -131,16 +129,8 @@ class TuneRun:
 
     # -- result -------------------------------------------------------------------------
     def document(self, result: TuneResult, host: dict[str, Any]) -> dict[str, Any]:
-        """The tune document (tune/result.py) in the export's envelope (created, tool, command)."""
         assert self.measurer is not None
-        if self.price is None and host.get("instance_type"):  # neuron-monitor named it once it ran
-            self.price, self.price_reason = resolve_price(None, host["instance_type"], self.args.prices)
-        context = self.measurer.context(self.args.model, self.args.precision, host, self.price, self.price_reason)
-        envelope = new_document(host, ["neurontui", *self.argv])
-        document = {**envelope, **tune_document(result, context, self.plan.budget)}
-        document["complete"] = self.measurer.stopped_by is None
-        document["interrupted_by"] = self.measurer.stopped_by
-        return document
+        return self.measurer.document(result, host, self.argv, self.price, self.price_reason, self.args.prices)
 
     def write(self, document: dict[str, Any]) -> bool:
         path = self.args.export

@@ -18,15 +18,16 @@ from workloads.protocol import PERCENTILES, percentile_key
 from workloads.rules import core_kind
 
 from .export.rows import row_verdict
+from .export.schema import new_document
 from .format import format_rate, format_seconds
 from .progress import describe
 from .run import RunFigures
 from .session import Session
-from .tune.cost import Price
+from .tune.cost import Price, resolve_price
 from .tune.decide import Point, TuneResult, run_tune
 from .tune.energy import meter_for
 from .tune.live import run_device
-from .tune.result import TuneContext
+from .tune.result import TuneContext, tune_document
 from .tune.search import (MIN_STEPS_PER_POINT, Budget, StepFailed, StepResult, is_saturated, samples_needed,
                           verdict)
 from .tune.slo import Slo, TuneUsageError
@@ -39,6 +40,7 @@ CONFIRM_STEP_SECONDS = STARTUP_GUESS_SECONDS + CONFIRM_MEASURED_SECONDS  # set a
 PLANNED_STEPS_PER_POINT = 5  # the offline step and four server steps share a point's budget
 STOP_SLACK_SECONDS = 2.0  # a step whose child starts slower than guessed is stopped this far past its share
 TICK_SECONDS = 0.25
+DEFAULT_BUDGET_SECONDS = 300.0
 
 
 def _int_list(flag: str, text: str) -> list[int]:
@@ -126,12 +128,22 @@ class StepMeasurer:
                         measure_confirm=self._confirm if plan.confirm_seconds else None,
                         confirm_seconds=plan.confirm_seconds)
 
-    def context(self, model: str, precision: str, host: dict[str, Any], price: Price | None,
-                price_reason: str) -> TuneContext:
-        """What the document needs besides the steps: the device and FLOPs the children reported."""
-        device = run_device(self.backend, self.ready, host.get("instance_type"))
-        return TuneContext(model, self.backend, precision, device,
-                           self.ready.flops_per_sample if self.ready is not None else None, price, price_reason, host)
+    def document(self, result: TuneResult, host: dict[str, Any], argv: list[str], price: Price | None = None,
+                 price_reason: str = "", prices_file: str | None = None) -> dict[str, Any]:
+        """The tune document (tune/result.py) in the export's envelope (created, tool, command),
+        the device and FLOPs from what the children reported. Without a price, the instance type
+        neuron-monitor named once it ran is looked up (in `prices_file` over the shipped table)."""
+        if price is None and host.get("instance_type"):
+            price, price_reason = resolve_price(None, host["instance_type"], prices_file)
+        base = self.plan.base
+        context = TuneContext(base.model, self.backend, base.precision,
+                              run_device(self.backend, self.ready, host.get("instance_type")),
+                              self.ready.flops_per_sample if self.ready is not None else None, price, price_reason,
+                              host)
+        document = {**new_document(host, ["neurontui", *argv]), **tune_document(result, context, self.plan.budget)}
+        document["complete"] = self.stopped_by is None
+        document["interrupted_by"] = self.stopped_by
+        return document
 
     # -- the three kinds of step ----------------------------------------------------------------
     def _offline(self, point: Point, seconds_left: float | None) -> StepResult:
@@ -152,7 +164,7 @@ class StepMeasurer:
 
     def _step_cap(self, seconds_left: float | None) -> float:
         """Wall seconds a search step may take: its even share of the point's budget, within what is left."""
-        share = self.point_share if self.point_share is not None else self.plan.budget.seconds or 300.0
+        share = self.point_share if self.point_share is not None else self.plan.budget.seconds or DEFAULT_BUDGET_SECONDS
         cap = max(MIN_STEP_SECONDS, share / PLANNED_STEPS_PER_POINT)
         return min(cap, seconds_left) if seconds_left is not None else cap
 

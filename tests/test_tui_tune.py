@@ -36,6 +36,12 @@ async def open_form(pilot, app: NeuronTUI, **values: str) -> TuneForm:
     return form
 
 
+async def start_tune(pilot, app: NeuronTUI, budget: str) -> None:
+    """A one-point tune with a bound every step meets (p99 10 s), started from the form."""
+    await open_form(pilot, app, slo="p99=10s", budget=budget, **ONE_POINT)
+    await pilot.press("enter")
+
+
 @pytest.fixture
 def tui_app(child_env, tmp_path):
     store = Store()
@@ -86,8 +92,7 @@ async def test_the_form_refuses_a_bad_bound_with_one_line_and_starts_nothing(tui
 async def test_a_tune_plots_each_step_ends_with_the_winner_and_W_switches_to_it(tui_app, tmp_path):
     app, store = tui_app, tui_app.store
     async with app.run_test(size=(100, 30)) as pilot:
-        await open_form(pilot, app, slo="p99=10s", budget="30", **ONE_POINT)
-        await pilot.press("enter")
+        await start_tune(pilot, app, "30")
         await wait_for(pilot, lambda: app.tuner.running, timeout=5, what="the tune to start")
         assert app.query_one(TunePanel).display and not app.query_one("#charts").display
 
@@ -127,8 +132,7 @@ async def test_a_tune_plots_each_step_ends_with_the_winner_and_W_switches_to_it(
 async def test_t_stops_a_tune_and_keeps_its_steps(tui_app):
     app, store = tui_app, tui_app.store
     async with app.run_test(size=(100, 30)) as pilot:
-        await open_form(pilot, app, slo="p99=10s", budget="120", **ONE_POINT)
-        await pilot.press("enter")
+        await start_tune(pilot, app, "120")
         panel = app.query_one(TunePanel)
         await wait_for(pilot, lambda: panel.plotted, timeout=TUNE_TIMEOUT, what="a server step")
         await pilot.press("t")
@@ -144,8 +148,7 @@ async def test_t_stops_a_tune_and_keeps_its_steps(tui_app):
 async def test_quitting_during_a_tune_leaves_no_child(tui_app):
     app, store = tui_app, tui_app.store
     async with app.run_test(size=(100, 30)) as pilot:
-        await open_form(pilot, app, slo="p99=10s", budget="60", **ONE_POINT)
-        await pilot.press("enter")
+        await start_tune(pilot, app, "60")
         await wait_for(pilot, lambda: app.tuner.running and store.workload.state == "running",
                        timeout=TUNE_TIMEOUT, what="a step running")
         await pilot.press("q")

@@ -32,7 +32,7 @@ from workloads.rules import effective_backend
 from ..hints import supports_pipeline
 from ..session import Session
 from ..store import WorkloadState
-from ..tune.live import RunEconomy, run_economy
+from ..tune.live import workload_economy
 from ..tuning import TunePlan
 from .messages import Notice, StoreChanged, TuneFinished, TuneProgress, TuneStepLanded
 from .screens.help import HelpScreen
@@ -255,7 +255,7 @@ class NeuronTUI(App[int]):
                 self.query_one(MemoryPanel).show(snapshot, detailed=not self.has_class("-compact"))
                 self.query_one(RuntimesPanel).show(snapshot)
             self.query_one(WorkloadPanel).show(view, self._previous, enabled=self.config is not None,
-                                               economy=self.economy_of(shown, dimmed, snapshot))
+                                               economy=workload_economy(shown, snapshot, live=not dimmed))
             self._replot(shown, dimmed, history, history_tail)
             events_panel.show(events, view.stderr_tail, time.time())
         bindings_state = (self.config, view.state, bool(view.run.window_count), self.resolved_backend(),
@@ -263,18 +263,6 @@ class NeuronTUI(App[int]):
         if bindings_state != self._bindings_state:  # the footer re-renders only when a key's state changes
             self._bindings_state = bindings_state
             self.refresh_bindings()
-
-    @staticmethod
-    def economy_of(shown: WorkloadState, dimmed: bool, snapshot: Any) -> RunEconomy:
-        """The shown run's cost per million and share of peak, at the rate the panel shows."""
-        figures = shown.run.figures()
-        backend = effective_backend(shown.config.get("backend", ""), shown.hello.backend if shown.hello else None)
-        instance_type = snapshot.instance.get("instance_type") if snapshot is not None else None
-        reported = None
-        if backend == "neuron" and snapshot is not None and not dimmed:  # neuron-monitor's FLOP/s, now
-            reported = sum(core.flops for core in snapshot.cores_of("neuroncore") if core.flops) or None
-        return run_economy(figures.throughput if dimmed else figures.recent_throughput, backend, shown.ready,
-                           shown.config.get("precision", "fp32"), instance_type, reported_flops=reported)
 
     def _replot(self, shown: WorkloadState, dimmed: bool, history: list | None, history_tail: Any) -> None:
         """Redraw the plots whose data changed, all at once, at most every PLOT_SECONDS; a new run,

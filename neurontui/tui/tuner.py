@@ -17,14 +17,11 @@ from textual.app import App
 
 from workloads.config import WorkloadConfig
 
-from ..export.schema import new_document
 from ..export.tune_views import render_tune, winner_line
 from ..export.writers import write_atomic
 from ..format import format_bound, format_duration, format_rate, format_seconds
 from ..host_info import describe_host
 from ..session import Session
-from ..tune.cost import resolve_price
-from ..tune.result import tune_document
 from ..tune.decide import Point
 from ..tune.search import StepResult, samples_needed
 from ..tuning import StepMeasurer, TunePlan
@@ -124,19 +121,14 @@ class TuiTune:
 
     # -- in the worker thread ------------------------------------------------------------
     def _measure(self) -> None:
-        measurer, plan = self.measurer, self.plan
-        assert measurer is not None and plan is not None
+        measurer = self.measurer
+        assert measurer is not None
         try:
             result = measurer.run()
-            host = describe_host(self.store)
-            price, price_reason = resolve_price(None, host.get("instance_type"))
-            context = measurer.context(plan.base.model, plan.base.precision, host, price, price_reason)
-            document = {**new_document(host, ["neurontui", *sys.argv[1:]]),
-                        **tune_document(result, context, plan.budget)}
+            document = measurer.document(result, describe_host(self.store), sys.argv[1:])
         except Exception as exc:  # whatever broke, the app must get its workload back
             self.app.post_message(TuneFinished(None, f"the tune broke off: {exc}"))
             return
-        document["complete"], document["interrupted_by"] = measurer.stopped_by is None, measurer.stopped_by
         self.app.post_message(TuneFinished(document))
 
     def _on_progress(self, text: str, fraction: float | None, stage: str) -> None:

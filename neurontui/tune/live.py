@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from workloads.rules import effective_backend
+
+from ..store import WorkloadState
+from ..telemetry import Snapshot
 from .cost import Price, dollars_per_million, resolve_price
 from .peaks import Device, Peak, peak_flops
 
@@ -56,7 +60,20 @@ def run_economy(throughput: float | None, backend: str, ready: Any, precision: s
     device = run_device(backend, ready, instance_type)
     peak = cached_peak(device, precision) if device is not None else None
     flops = ready.flops_per_sample if ready is not None else None
-    share = (flops * throughput / peak.flops_per_second
-             if peak is not None and flops and throughput and throughput > 0 else None)
-    reported = reported_flops / peak.flops_per_second if peak is not None and reported_flops else None
+    share = peak.share(flops * throughput) if peak is not None and flops and throughput and throughput > 0 else None
+    reported = peak.share(reported_flops) if peak is not None and reported_flops else None
     return RunEconomy(dollars, share, bool(peak and peak.estimate), reported)
+
+
+def workload_economy(workload: WorkloadState, snapshot: Snapshot | None, live: bool) -> RunEconomy:
+    """A run's economy at the rate a screen shows for it: the last seconds' while it runs
+    (`live`), else the whole run's; on Neuron, live, beside neuron-monitor's FLOP/s now."""
+    figures = workload.run.figures()
+    config = workload.config
+    backend = effective_backend(config.get("backend", ""), workload.hello.backend if workload.hello else None)
+    instance_type = snapshot.instance.get("instance_type") if snapshot is not None else None
+    reported = None
+    if live and backend == "neuron" and snapshot is not None:
+        reported = sum(core.flops for core in snapshot.cores_of("neuroncore") if core.flops) or None
+    return run_economy(figures.recent_throughput if live else figures.throughput, backend, workload.ready,
+                       config.get("precision", "fp32"), instance_type, reported_flops=reported)

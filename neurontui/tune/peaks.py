@@ -37,6 +37,10 @@ class Peak:
     label: str  # what the figure is, e.g. 'NVIDIA T4 fp16 dense peak x1 GPU (datasheet)'
     estimate: bool = False
 
+    def share(self, flops_per_second: float) -> float:
+        """The one share-of-peak rule: achieved FLOP/s over the peak."""
+        return flops_per_second / self.flops_per_second
+
 
 @lru_cache(maxsize=1)
 def _table() -> dict:
@@ -174,4 +178,4 @@ def rate_share_of_peak(flops_per_second: float, device: Device, precision: str) 
     peak, reason = peak_flops(device, precision)
     if peak is None:
         return None, reason
-    return flops_per_second / peak.flops_per_second, peak.label
+    return peak.share(flops_per_second), peak.label
