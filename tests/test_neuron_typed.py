@@ -85,6 +85,24 @@ def test_edited_reports_take_the_typed_path_and_read_the_same(edit):
     assert same_when_typed(edited(edit))
 
 
+def test_a_report_whose_memory_and_ecc_repeat_or_change_reads_its_own_figures():
+    """The typed path builds a runtime's per-core memory and the ECC counts once per distinct
+    JSON (a steady run repeats them); a report that changes them must still read its own."""
+    def changed(report):
+        breakdown = report["neuron_runtime_data"][0]["report"]["memory_used"]["neuron_runtime_used_bytes"]
+        breakdown["usage_breakdown"]["neuroncore_memory_usage"]["0"]["tensors"] = 7
+        report["system_data"]["neuron_hw_counters"]["neuron_devices"][1]["mem_ecc_uncorrected"] = 5
+    steady, moved = json.dumps(TRN1N), edited(changed)
+    for line in (steady, moved, steady, moved):
+        assert same_when_typed(line)
+    assert decode_report(moved, WHEN).runtimes[0].core_memory[0].tensors == 7
+    assert decode_report(moved, WHEN).ecc[1].mem_ecc_uncorrected == 5
+    mine = decode_report(steady, WHEN)  # a consumer changing its snapshot's maps changes no later report
+    mine.runtimes[0].core_memory.clear()
+    mine.ecc.clear()
+    assert same_when_typed(steady)
+
+
 @FUZZ
 @given(st.data())
 def test_numbers_swapped_into_the_trn1n_capture(data):

@@ -14,6 +14,7 @@ plain dicts), and its `build_neuroncores` for the all-cores view.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import repeat
 from typing import Annotated, Any
 
@@ -67,7 +68,8 @@ class CoreMemoryParts(_Typed):
 
 class UsageBreakdown(_Typed):
     host: Any = None
-    neuroncore_memory_usage: dict[CoreIndex, CoreMemoryParts] | None = None
+    # left undecoded here: its bytes key the cache of what they decode to (_core_memories)
+    neuroncore_memory_usage: msgspec.Raw = msgspec.Raw()
 
 
 class RuntimeUsedBytes(_Typed):
@@ -122,7 +124,7 @@ class EccDevice(_Typed):
 
 class HwCounters(_Typed):
     error: Any = None
-    neuron_devices: list[EccDevice] | None = None
+    neuron_devices: msgspec.Raw = msgspec.Raw()  # decoded by _ecc_counters, once per change
 
 
 class SystemData(_Typed):
@@ -140,6 +142,10 @@ class Report(_Typed):
 
 
 _DECODER = msgspec.json.Decoder(Report)
+_CORE_MEMORY_DECODER = msgspec.json.Decoder(dict[CoreIndex, CoreMemoryParts] | None)
+_ECC_DECODER = msgspec.json.Decoder(list[EccDevice] | None)
+CORE_MEMORY_CACHE_SIZE = 64  # a runtime's breakdown: one entry per runtime and layout, a few KB each
+ECC_CACHE_SIZE = 8  # one host's devices: an entry per change of their counts
 
 
 def decode_report(line: str | bytes, when: float) -> Snapshot | None:
@@ -172,6 +178,42 @@ def _plain(group: Any) -> Any:
     if error and type(error) is not str:
         raise _Unhandled
     return group
+
+
+@lru_cache(maxsize=CORE_MEMORY_CACHE_SIZE)
+def _core_memories(raw: bytes) -> dict[int, CoreMemory]:
+    """A runtime's device memory per core from its breakdown's JSON (never mutate the dict).
+
+    The breakdown changes when a model is loaded or a buffer allocated, not from one period to
+    the next: in a steady run each report repeats the last one's bytes, and the 32 to 128
+    CoreMemory of each runtime are built once, not once a report."""
+    try:
+        per_core = _CORE_MEMORY_DECODER.decode(raw)
+    except msgspec.DecodeError:  # a part of another type: the tolerant parser words it
+        raise _Unhandled from None
+    return {index: CoreMemory(index, parts.constants, parts.model_code, parts.model_shared_scratchpad,
+                              parts.runtime_memory, parts.tensors)
+            for index, parts in (per_core or {}).items()}
+
+
+@lru_cache(maxsize=ECC_CACHE_SIZE)
+def _ecc_counters(raw: bytes) -> tuple[EccCounters, ...]:
+    """Each device's ECC counts from the report's `neuron_devices` JSON. The counts move when a
+    memory error is corrected, not every period: a report mostly repeats the last one's bytes."""
+    try:
+        devices = _ECC_DECODER.decode(raw) or ()
+    except msgspec.DecodeError:  # a count of another type: the tolerant parser words it
+        raise _Unhandled from None
+    counters: dict[int, EccCounters] = {}
+    for device in devices:
+        index = device.neuron_device_index
+        if index is None:
+            continue  # nobody's counts (the tolerant parser skips it too)
+        if index in counters:  # listed twice: the tolerant parser keeps the largest counts
+            raise _Unhandled
+        counters[index] = EccCounters(index, device.mem_ecc_corrected or 0, device.mem_ecc_uncorrected or 0,
+                                      device.sram_ecc_corrected or 0, device.sram_ecc_uncorrected or 0)
+    return tuple(counters.values())
 
 
 class _Converter(_Parser):
@@ -251,10 +293,7 @@ class _Converter(_Parser):
             breakdown = used.usage_breakdown
             if breakdown is not None:
                 if breakdown.neuroncore_memory_usage:
-                    runtime.core_memory = {
-                        index: CoreMemory(index, parts.constants, parts.model_code, parts.model_shared_scratchpad,
-                                          parts.runtime_memory, parts.tensors)
-                        for index, parts in breakdown.neuroncore_memory_usage.items()}
+                    runtime.core_memory = dict(_core_memories(bytes(breakdown.neuroncore_memory_usage)))
                 host = breakdown.host
                 if isinstance(host, dict):
                     host_parts = self.snapshot.memory.host_breakdown
@@ -266,7 +305,7 @@ class _Converter(_Parser):
             _add_names(runtime.loaded_models, [model.name for model in memory.loaded_models])
 
     def typed_system(self, system: SystemData) -> None:
-        # memory through the tolerant reader; the vCPUs, 128 and more, and the ECC devices typed
+        # memory through the tolerant reader; the vCPUs, 128 and more, typed; the ECC devices once per change
         self.parse_system(_view(memory_info=_plain(system.memory_info)))
         vcpu = system.vcpu_usage
         if vcpu is not None:
@@ -286,16 +325,5 @@ class _Converter(_Parser):
         counters = system.neuron_hw_counters
         if counters is not None:
             _no_error(counters)
-            self.typed_ecc(counters.neuron_devices or ())
-
-    def typed_ecc(self, devices: list[EccDevice]) -> None:
-        ecc = self.snapshot.ecc
-        for device in devices:
-            index = device.neuron_device_index
-            if index is None:
-                continue  # nobody's counts (the tolerant parser skips it too)
-            if index in self.ecc_by_device:  # listed twice: the tolerant parser keeps the largest counts
-                raise _Unhandled
-            ecc.append(counts := EccCounters(index, device.mem_ecc_corrected or 0, device.mem_ecc_uncorrected or 0,
-                                             device.sram_ecc_corrected or 0, device.sram_ecc_uncorrected or 0))
-            self.ecc_by_device[index] = counts
+            if counters.neuron_devices:
+                self.snapshot.ecc = list(_ecc_counters(bytes(counters.neuron_devices)))
