@@ -1,8 +1,8 @@
 """Live plots over a selectable window: throughput, latency p50/p99, utilization.
 
-textual-plotext rebuilds a plot on every render, so the app replots only when the data
-changed and at most every PLOT_SECONDS (see app.py), only while visible, from bounded deques
-(the Store's), downsampled to about two points per column.
+Each is a LineChart (braille dots drawn straight into the screen's rows). The app replots
+only when the data changed and at most every PLOT_SECONDS (see app.py), only while visible,
+from bounded deques (the Store's), thinned to about two points per column.
 """
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from collections.abc import Iterable, Sequence
 
 from textual.containers import Vertical
 from textual.app import ComposeResult
-from textual_plotext import PlotextPlot
 
 from ...store import HistoryPoint, WorkloadState
+from .line_chart import Chart, LineChart, Series
 
 WINDOWS = (60, 300, 900)  # seconds: the `w` key cycles 1 / 5 / 15 min (titles say 1m, 5m, 15m)
 KIND_TITLES = {"neuroncore": "NeuronCores", "gpu": "GPUs", "vcpu": "vCPUs"}
-KIND_COLORS = {"neuroncore": "green+", "gpu": "magenta+", "vcpu": "cyan"}
+KIND_COLORS = {"neuroncore": "bright_green", "gpu": "bright_magenta", "vcpu": "cyan"}
+PREVIOUS_RUN_COLORS = ("grey50", "grey70")  # a finished run's lines, greyed
 
 
 def window_label(seconds: float) -> str:
@@ -87,7 +88,7 @@ def utilization_series(history: Iterable[HistoryPoint]) -> dict[str, list[tuple[
 class ChartsPanel(Vertical):
     DEFAULT_CSS = """
     ChartsPanel { height: 1fr; }
-    ChartsPanel PlotextPlot { height: 1fr; min-height: 5; }
+    ChartsPanel LineChart { height: 1fr; min-height: 5; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -95,12 +96,12 @@ class ChartsPanel(Vertical):
         self.window = WINDOWS[0]
 
     def compose(self) -> ComposeResult:
-        yield PlotextPlot(id="plot-throughput")
-        yield PlotextPlot(id="plot-latency")
-        yield PlotextPlot(id="plot-util")
+        yield LineChart(id="plot-throughput")
+        yield LineChart(id="plot-latency")
+        yield LineChart(id="plot-util")
 
-    def _plot(self, name: str) -> PlotextPlot | None:
-        plot = self.query_one(f"#plot-{name}", PlotextPlot)
+    def _plot(self, name: str) -> LineChart | None:
+        plot = self.query_one(f"#plot-{name}", LineChart)
         return plot if plot.display and self.display else None
 
     def replot_workload(self, wl: WorkloadState | None, previous: bool) -> None:
@@ -109,13 +110,15 @@ class ChartsPanel(Vertical):
         plot = self._plot("throughput")
         if plot is not None:
             self._draw(plot, f"throughput {window_label(self.window)}{suffix}",
-                       [("", series["throughput"], "gray" if previous else "green+")])
+                       [("", series["throughput"], PREVIOUS_RUN_COLORS[0] if previous else "bright_green")])
         plot = self._plot("latency")
         if plot is not None:
             unit, scale = latency_unit(max((ms for _, ms in series["p99"] + series["p50"]), default=0.0))
             self._draw(plot, f"latency {unit} {window_label(self.window)}{suffix}",
-                       [("p50", [(t, v * scale) for t, v in series["p50"]], "gray" if previous else "cyan+"),
-                        ("p99", [(t, v * scale) for t, v in series["p99"]], "gray+" if previous else "orange+")])
+                       [("p50", [(t, v * scale) for t, v in series["p50"]],
+                         PREVIOUS_RUN_COLORS[0] if previous else "bright_cyan"),
+                        ("p99", [(t, v * scale) for t, v in series["p99"]],
+                         PREVIOUS_RUN_COLORS[1] if previous else "dark_orange")])
 
     def replot_utilization(self, history: Iterable[HistoryPoint]) -> None:
         plot = self._plot("util")
@@ -126,21 +129,14 @@ class ChartsPanel(Vertical):
                    [(KIND_TITLES.get(kind, kind), points, KIND_COLORS.get(kind, "default"))
                     for kind, points in series.items()], y_max=100)
 
-    def _draw(self, plot: PlotextPlot, title: str, lines: list[tuple[str, list, str]],
+    def _draw(self, plot: LineChart, title: str, lines: list[tuple[str, list, str]],
               y_max: float | None = None) -> None:
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title(title)
-        plt.xlim(-self.window, 0)
-        top = 0.0
+        series = []
         for label, points, color in lines:
             xs, ys = recent(points, self.window, max(plot.size.width, 20) * 2)
-            if xs:
-                plt.plot(xs, ys, marker="braille", color=color, label=label or None)
-                top = max(top, max(ys))
-        plt.ylim(0, y_max if y_max is not None else (top * 1.15 or 1))
-        # plotext drops x tick labels it cannot fit: name the three that always do
-        plt.xticks([-self.window, -self.window / 2, 0],
-                   [f"-{window_label(self.window)}", f"-{window_label(self.window // 2)}", "now"])
-        plot.refresh()
+            series.append(Series(label, xs, ys, color))
+        top = max((max(line.ys) for line in series if line.ys), default=0.0)
+        half = window_label(self.window // 2)
+        plot.draw(Chart(title, series, (-self.window, 0.0), y_max if y_max is not None else (top * 1.15 or 1),
+                        [(-self.window, f"-{window_label(self.window)}"), (-self.window / 2, f"-{half}"),
+                         (0.0, "now")]))
