@@ -55,6 +55,7 @@ class Session:
         self._phases_logged: tuple[int, set[str]] = (0, set())
         self._host_load: HostLoadMeter | None = None  # made on start: its first reading is the baseline
         self._host_load_run = 0  # the run the meter accumulates for
+        self._host_busy_warned_run = 0  # a run's load can cross the limit again and again: one warning
         self.started = False
 
     @classmethod
@@ -229,9 +230,10 @@ class Session:
             run = self.store.workload.run
             if self.store.workload.run_id != run_id:
                 return
-            newly_busy = reason is not None and run.host_busy is None
+            newly_busy = reason is not None and self._host_busy_warned_run != run_id
             run.mark_host_load(load.others_share, load.steal_share, reason)
         if newly_busy:
+            self._host_busy_warned_run = run_id
             self.store.log("warning", "host", f"{reason}: this run's figures are marked unstable")
 
 

@@ -162,3 +162,35 @@ def test_a_real_burner_outside_our_tree_counts_as_others():
         root.kill()
         burner.wait()
         root.wait()
+
+
+class SwingingHostStandIn:
+    """Stands in for a hypervisor whose steal swings around the limit (not producible on demand
+    here): the meter's readings alternate between busy and quiet."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def reset(self) -> None:
+        pass
+
+    def sample(self) -> HostLoad:
+        self.readings += 1
+        return HostLoad(steal_share=0.3 if self.readings % 2 == 0 else 0.0)
+
+
+def test_a_run_whose_host_load_swings_across_the_limit_is_warned_about_once_with_a_swinging_host_stand_in():
+    from neurontui.session import Session
+    from neurontui.store import Store
+    from neurontui.workload import WorkloadProcess
+    from workloads.config import WorkloadConfig
+
+    store = Store()
+    session = Session(store, WorkloadConfig(model="cnn", backend="cpu"), WorkloadProcess(store))
+    session._host_load = SwingingHostStandIn()
+    store.workload.state, store.workload.run_id, store.workload.run.window_count = "running", 1, 1
+    for _ in range(9):  # a baseline, then busy, quiet, busy... ending quiet
+        session.tick()
+    warnings = [event.text for event in store.events if event.level == "warning"]
+    assert warnings == ["host busy: 30% of the CPU time stolen by the hypervisor: this run's figures are marked unstable"]
+    assert store.workload.run.host_busy is None  # the last reading was quiet: the verdict follows the load
