@@ -26,6 +26,7 @@ Y_TICKS = 5  # labelled rows, bottom (0) to top (the y limit)
 AXIS = Style(color="grey50")
 LABEL = Style(color="grey70")
 TITLE = Style(bold=True)
+PLAIN = Style()  # never None: Textual's filters (NO_COLOR's monochrome) read every segment's style
 
 
 @dataclass
@@ -63,13 +64,13 @@ class LineChart(Widget):
         size = (self.size.width, self.size.height)
         if size != self._rows_size:
             self._rows, self._rows_size = render_chart(self.chart, *size), size
-        return self._rows[y] if y < len(self._rows) else Strip.blank(size[0])
+        return self._rows[y] if y < len(self._rows) else Strip.blank(size[0], PLAIN)
 
 
 def render_chart(chart: Chart, width: int, height: int) -> list[Strip]:
     """The chart as `height` rows of `width` cells."""
     if width < 12 or height < 4:
-        return [Strip.blank(width)] * height
+        return [Strip.blank(width, PLAIN)] * height
     rows = height - 3  # the title row above, the axis and the tick labels below
     ticks = [chart.y_max * k / Y_TICKS for k in range(Y_TICKS + 1)]
     labels = [format_number(tick) for tick in ticks]
@@ -82,7 +83,7 @@ def render_chart(chart: Chart, width: int, height: int) -> list[Strip]:
         label = tick_rows.get(row)
         segments = [Segment(f"{label:>{margin}}┤" if label is not None else " " * margin + "│", AXIS)]
         segments += _cell_segments(cells[row], colours[row])
-        out.append(Strip(segments, margin + 1 + columns).extend_cell_length(width))
+        out.append(Strip(segments, margin + 1 + columns).extend_cell_length(width, PLAIN))
     out += _x_axis(chart, margin, columns, width)
     return out
 
@@ -137,17 +138,17 @@ def _cell_segments(dots: list[int], colours: list[str | None]) -> list[Segment]:
 
 
 @lru_cache(maxsize=64)
-def _style(colour: str | None) -> Style | None:
-    return Style(color=colour) if colour else None
+def _style(colour: str | None) -> Style:
+    return Style(color=colour) if colour else PLAIN
 
 
 def _title_row(chart: Chart, width: int) -> Strip:
     segments = [Segment(chart.title, TITLE)]
     for series in chart.series:
         if series.label:
-            segments += [Segment("  "), Segment("▬▬ ", _style(series.color)), Segment(series.label, LABEL)]
+            segments += [Segment("  ", PLAIN), Segment("▬▬ ", _style(series.color)), Segment(series.label, LABEL)]
     length = sum(len(segment.text) for segment in segments)
-    return Strip([Segment(" " * max((width - length) // 2, 0)), *segments]).crop_extend(0, width, None)
+    return Strip([Segment(" " * max((width - length) // 2, 0), PLAIN), *segments]).crop_extend(0, width, PLAIN)
 
 
 def _x_axis(chart: Chart, margin: int, columns: int, width: int) -> list[Strip]:
@@ -159,5 +160,5 @@ def _x_axis(chart: Chart, margin: int, columns: int, width: int) -> list[Strip]:
         axis[column] = "┬"
         start = min(max(margin + 1 + column - len(label) // 2, 0), len(labels) - len(label))
         labels[start:start + len(label)] = label
-    return [Strip([Segment(" " * margin + "└" + "".join(axis), AXIS)]).crop_extend(0, width, None),
-            Strip([Segment("".join(labels), LABEL)]).crop_extend(0, width, None)]
+    return [Strip([Segment(" " * margin + "└" + "".join(axis), AXIS)]).crop_extend(0, width, PLAIN),
+            Strip([Segment("".join(labels), LABEL)]).crop_extend(0, width, PLAIN)]
