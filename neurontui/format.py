@@ -91,6 +91,19 @@ def format_number(value: Any) -> str:
     return UNKNOWN if not _known(value) else f"{value:.3g}"
 
 
+def format_axis(value: Any) -> str:
+    """A chart's axis label: three significant digits and no exponent, so a tick reads as a
+    figure at any scale: 0.046, 2.11, 142, 3452, 12.3k, 1.5M."""
+    if not _known(value):
+        return UNKNOWN
+    magnitude = abs(value)
+    if magnitude >= 999_500:
+        return f"{value / 1e6:.3g}M"
+    if magnitude >= 9_999.5:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.0f}" if magnitude >= 100 else f"{value:.3g}"
+
+
 def format_count(n: Any) -> str:
     """Parameter counts and the like: 25_557_032 -> '25.6 M'."""
     if not _known(n):

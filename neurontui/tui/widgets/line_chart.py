@@ -18,7 +18,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...format import format_number
+from ...format import format_axis
 
 BRAILLE = 0x2800
 DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row in cell][column in cell]
@@ -73,7 +73,7 @@ def render_chart(chart: Chart, width: int, height: int) -> list[Strip]:
         return [Strip.blank(width, PLAIN)] * height
     rows = height - 3  # the title row above, the axis and the tick labels below
     ticks = [chart.y_max * k / Y_TICKS for k in range(Y_TICKS + 1)]
-    labels = [format_number(tick) for tick in ticks]
+    labels = [format_axis(tick) for tick in ticks]
     margin = max(map(len, labels))
     columns = width - margin - 2  # the axis, and a column to the right of the last dot
     tick_rows = {round((rows - 1) * (1 - k / Y_TICKS)): label for k, label in enumerate(labels)} if rows > 1 else {}
