@@ -138,6 +138,41 @@ def test_sigterm_while_building_ends_the_child_promptly(child_env, tmp_path):
         proc.kill()
 
 
+INTERRUPTED_IMPORT = """
+import os, signal, sys, time
+import workloads.__main__ as child
+
+def run_interrupted_in_a_guarded_import(config, emit, control):
+    try:  # what an import's guard may do with the stop
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except {caught}:
+        pass
+    raise RuntimeError("operator torchvision::nms does not exist")
+
+child.run = run_interrupted_in_a_guarded_import
+sys.exit(child.main(["--model", "cnn", "--backend", "cpu"]))
+"""
+
+
+@pytest.mark.parametrize("caught", ["Exception", "BaseException"])
+def test_a_stop_swallowed_by_an_import_guard_still_ends_as_stopped_with_an_interrupted_import_stand_in(
+        child_env, caught):
+    # Seen in CI: SIGTERM while torchvision registered its operators; its guard swallowed the stop
+    # and the import failed after, so the child reported an internal error instead of stopping.
+    # Which import is interrupted cannot be chosen with a real build: the stand-in is that import.
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_IMPORT.format(caught=caught)], env=child_env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:  # stdin stays open, as a parent keeps it: its end would be a stop of its own
+        code = proc.wait(timeout=TIMEOUT)
+        events = [decode(line) for line in proc.stdout.read().splitlines() if line.strip()]
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.stdout.close()
+    assert code == 0 and isinstance(events[-1], Bye) and events[-1].reason == "stopped", events
+
+
 def test_list_json_describes_every_model(child_env, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "workloads", "--list", "--json"], capture_output=True,
                           env=child_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)

@@ -23,8 +23,10 @@ from .loadgen import Control
 from .protocol import Bye, Error, Hello, Phase
 
 
-class Stopped(Exception):
-    """The parent asked us to stop (command, signal or hang-up) before the load loop ran."""
+class Stopped(BaseException):
+    """The parent asked us to stop (command, signal or hang-up) before the load loop ran.
+    A BaseException, as KeyboardInterrupt is: an import's `except Exception` guard must not
+    swallow it (torchvision's did, then failed on its half-registered operators)."""
 
 
 class UsageError(Exception):
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(emit, exc.kind, exc.message, code=2 if exc.kind == "usage" else 1)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent gets one error event
         interruptible[0] = False
+        if control.stopping:  # a stop broke into code that swallowed it and failed after: still a stop
+            emit(Bye(reason="stopped"))
+            return 0
         kind, message = classify(exc)
         if kind == "internal":
             traceback.print_exc(file=sys.stderr)
