@@ -92,16 +92,12 @@ def format_number(value: Any) -> str:
 
 
 def format_axis(value: Any) -> str:
-    """A chart's axis label: three significant digits and no exponent, so a tick reads as a
-    figure at any scale: 0.046, 2.11, 142, 3452, 12.3k, 1.5M."""
+    """A chart's axis label, never an exponent: from 100 on, a rate's digits and its k and M
+    (3452, 12.3k, 1.50M); below, three significant digits, so close ticks at a small scale
+    stay apart (0.046, 0.092, 2.11)."""
     if not _known(value):
         return UNKNOWN
-    magnitude = abs(value)
-    if magnitude >= 999_500:
-        return f"{value / 1e6:.3g}M"
-    if magnitude >= 9_999.5:
-        return f"{value / 1e3:.3g}k"
-    return f"{value:.0f}" if magnitude >= 100 else f"{value:.3g}"
+    return format_rate(value, unit="") if abs(value) >= 100 else f"{value:.3g}"
 
 
 def format_count(n: Any) -> str:

@@ -63,7 +63,7 @@ def test_a_chart_too_small_to_draw_is_blank_rows_and_an_empty_one_has_its_axes()
 
 
 def test_axis_labels_read_as_figures_at_any_scale():
-    for y_max, top in ((4140.0, "4140┤"), (0.23, "0.23┤"), (52_000.0, "52k┤"), (2.4e6, "2.4M┤")):
+    for y_max, top in ((4140.0, "4140┤"), (0.23, "0.23┤"), (52_000.0, "52.0k┤"), (2.4e6, "2.40M┤")):
         lines = text(render_chart(Chart("t", [], (-60.0, 0.0), y_max, TICKS), 60, 12))
         assert lines[1].lstrip().startswith(top), lines[1]
         assert all("e+" not in line and "e-" not in line for line in lines)
