@@ -189,6 +189,40 @@ async def test_plots_redraw_every_other_second_and_the_last_window_still_reaches
 
 
 @sync
+async def test_figures_update_once_a_second_however_changes_and_events_interleave(monkeypatch):
+    """Windows arrive ten times a second, telemetry once, and now and then an event that shows at
+    once: the screen still updates once per FIGURES_UPDATE_SECONDS. (An event's immediate update
+    once left the figures update already due to fire; from then on two update cycles ran side by
+    side, each orphaning the other's timer: twice the screen's CPU for the rest of the run.)"""
+    store = Store()
+    scenes.publish_run(store, FAST_CPU_RUN, "cpu", Ready(params=3_165_826, cores_used=2), windows=2, latency=0.004,
+                       end=time.time())
+    updates: list[float] = []
+    original = NeuronTUI.update_panels
+    monkeypatch.setattr(NeuronTUI, "update_panels",
+                        lambda app, kinds: (updates.append(time.monotonic()), original(app, kinds)))
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, None), host="test-host")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(1.5)
+        latency = LatencyHistogram()
+        latency.record(0.004, 1)
+        measured_from = None
+        for step in range(90):  # nine seconds of a window every 0.1 s, events in the first three
+            now = time.time()
+            store.workload_event(Window.from_histogram(now - 0.1, now, latency, 0, []))
+            if step % 10 == 3:
+                store.publish_snapshot(snapshot_with_cores(2, "vcpu"))
+            if step in (10, 17, 24):
+                store.log("info", "test", f"an event at step {step}")
+            if step == 40:  # the events' own updates are over: the figures alone from here
+                measured_from = time.monotonic()
+            await pilot.pause(0.1)
+        elapsed = time.monotonic() - measured_from
+        during = [round(t - measured_from, 2) for t in updates if t >= measured_from]
+        assert 2 <= len(during) <= elapsed / FIGURES_UPDATE_SECONDS + 1, during
+
+
+@sync
 async def test_window_key_cycles_1_5_15_minutes():
     app = NeuronTUI(Session(Store(), None), host="test-host")
     async with app.run_test() as pilot:

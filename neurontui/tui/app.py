@@ -210,12 +210,18 @@ class NeuronTUI(App[int]):
                 return  # an update is already due
             if self._flush_timer is not None:
                 self._flush_timer.stop()
-            self._flush_timer = self.set_timer(wait, self._flush)
+            self._flush_timer = self.set_timer(wait, self._flush_when_due)
             return
         self._flush()
 
-    def _flush(self) -> None:
+    def _flush_when_due(self) -> None:
         self._flush_timer = None
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._flush_timer is not None:  # an update now replaces the one due: left to fire, it
+            self._flush_timer.stop()       # would start a second once-a-second cycle beside this one
+            self._flush_timer = None
         self._last_update = time.monotonic()
         with self._pending_lock:
             kinds, self._pending = self._pending, set()
