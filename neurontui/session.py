@@ -31,6 +31,9 @@ from .store import Store, WorkloadState
 from .workload import WorkloadProcess
 
 TICK_SECONDS = 0.25  # hints and the phase log follow the Store this often
+# The host-load meter reads /proc for each of our processes and threads: a verdict summed over a
+# run needs no more than a reading a second (four were a fifth of the parent's own CPU in a run).
+HOST_LOAD_SECONDS = 1.0
 
 
 class Session:
@@ -191,8 +194,12 @@ class Session:
 
     # -- periodic work ------------------------------------------------------------------------------
     def _tick(self) -> None:
+        host_load_due = 0.0
         while not self._closed.wait(TICK_SECONDS):
             self.tick()
+            if time.monotonic() >= host_load_due:
+                host_load_due = time.monotonic() + HOST_LOAD_SECONDS
+                self.watch_host_load()
 
     def tick(self) -> None:
         """Hints for what the Store shows now, and each phase of the run once in the event log."""
@@ -207,10 +214,13 @@ class Session:
             if phase is not None and phase.phase not in logged:
                 logged.add(phase.phase)
                 self.store.log("info", "workload", phase.phase + (f": {phase.detail}" if phase.detail else ""))
+
+    def watch_host_load(self) -> None:
+        """CPU that other processes and the hypervisor take while a run measures marks its verdict."""
+        with self._tick_lock:
             self._watch_host_load()
 
     def _watch_host_load(self) -> None:
-        """CPU that other processes and the hypervisor take while a run measures marks its verdict."""
         meter = self._host_load
         if meter is None or self.child is None:  # only a run this session measures (not a replayed scene)
             return

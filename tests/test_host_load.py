@@ -190,7 +190,7 @@ def test_a_run_whose_host_load_swings_across_the_limit_is_warned_about_once_with
     session._host_load = SwingingHostStandIn()
     store.workload.state, store.workload.run_id, store.workload.run.window_count = "running", 1, 1
     for _ in range(9):  # a baseline, then busy, quiet, busy... ending quiet
-        session.tick()
+        session.watch_host_load()
     warnings = [event.text for event in store.events if event.level == "warning"]
     assert warnings == ["host busy: 30% of the CPU time stolen by the hypervisor: this run's figures are marked unstable"]
     assert store.workload.run.host_busy is None  # the last reading was quiet: the verdict follows the load
