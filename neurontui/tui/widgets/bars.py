@@ -56,14 +56,6 @@ def level(ratio: float | None) -> str:
     return LEVELS[max(1, min(8, round(max(0.0, min(1.0, ratio)) * 8)))]
 
 
-def shown_key(renderable: Text | Group) -> tuple:
-    """What a panel shows, comparable: each line's text and styles. Panels refresh only when it
-    changes: on a saturated box the bars read 100% second after second, and every redraw takes
-    CPU from the workload being measured."""
-    texts = renderable.renderables if isinstance(renderable, Group) else [renderable]
-    return tuple((text.plain, str(text.style), tuple(text.spans)) for text in texts)
-
-
 def panel_lines(texts: list[Text]) -> Group:
     """Panel lines that never wrap: a narrow terminal cuts them with an ellipsis instead."""
     for text in texts:

@@ -10,30 +10,26 @@ import math
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual.widget import Widget
 
 from ...format import format_ratio
 from ...telemetry import Core, Snapshot
-from .bars import OTHERS_CELL, OTHERS_STYLE, bar, level, panel_lines, shown_key, util_style
+from .bars import OTHERS_CELL, OTHERS_STYLE, bar, level, panel_lines, util_style
+from .text_lines import TextLines
 
 GROUPS = (("neuroncore", "NeuronCores", "NC"), ("gpu", "GPUs", "GPU"), ("vcpu", "vCPUs", "CPU"))
 MIN_CELL = 13  # narrowest bar cell: "12 █████ 42%"
 
 
-class CoresPanel(Widget):
+class CoresPanel(TextLines):
     DEFAULT_CSS = "CoresPanel { height: 1fr; min-height: 3; }"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.snapshot: Snapshot | None = None
-        self._shown: tuple | None = None
 
     def show(self, snapshot: Snapshot | None) -> None:
         self.snapshot = snapshot
-        shown = shown_key(self.render())
-        if shown != self._shown:
-            self._shown = shown
-            self.refresh()
+        self.repaint_changed()
 
     def render(self) -> RenderableType:
         if self.snapshot is None or not self.snapshot.cores:

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual.widget import Widget
 
 from workloads.rules import effective_backend
 
 from ...store import SourceHealth, WorkloadState
 from ...telemetry import Snapshot
-from .bars import panel_lines, shown_key
+from .bars import panel_lines
+from .text_lines import TextLines
 from .workload import STATE_STYLES
 
 
-class HeaderBar(Widget):
+class HeaderBar(TextLines):
     DEFAULT_CSS = "HeaderBar { height: 2; background: $panel; padding: 0 1; }"
 
     def __init__(self, host: str, metrics_error: str = "", **kwargs) -> None:
@@ -25,15 +25,11 @@ class HeaderBar(Widget):
         self.health: list[SourceHealth] = []
         self.metrics_url = ""
         self.metrics_error = metrics_error  # why the exporter is not serving (the event has the details)
-        self._shown: tuple | None = None
 
     def show(self, snapshot, workload, pending, health, metrics_url) -> None:
         self.snapshot, self.workload, self.pending = snapshot, workload, pending
         self.health, self.metrics_url = health, metrics_url
-        shown = shown_key(self.render())
-        if shown != self._shown:
-            self._shown = shown
-            self.refresh()
+        self.repaint_changed()
 
     def render(self) -> RenderableType:
         top = Text("neurontui", style="bold")

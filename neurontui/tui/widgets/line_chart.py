@@ -15,6 +15,7 @@ from itertools import groupby
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -56,9 +57,19 @@ class LineChart(Widget):
         self._rows_size: tuple[int, int] | None = None
 
     def draw(self, chart: Chart) -> None:
+        """Show `chart`, repainting only the rows that differ from those on screen (the title, the
+        x axis and the rows the lines do not cross stay as they are)."""
         self.chart = chart
-        self._rows_size = None
-        self.refresh()
+        size = (self.size.width, self.size.height)
+        if size != self._rows_size:  # not drawn at this size: every row, when painted
+            self._rows_size = None
+            self.refresh()
+            return
+        rows = render_chart(chart, *size)
+        changed = [y for y, (old, new) in enumerate(zip(self._rows, rows)) if old != new]
+        self._rows = rows
+        if changed:
+            self.refresh(*[Region(0, y, size[0], 1) for y in changed])
 
     def render_line(self, y: int) -> Strip:
         size = (self.size.width, self.size.height)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual.widget import Widget
 
 from ...format import format_bytes
 from ...telemetry import CORE_MEMORY_PARTS, Snapshot
-from .bars import bar, memory_style, panel_lines, shown_key
+from .bars import bar, memory_style, panel_lines
+from .text_lines import TextLines
 
 PART_LABELS = {"constants": "const", "model_code": "code", "model_shared_scratchpad": "scratch",
                "runtime_memory": "runtime", "tensors": "tensors"}
@@ -15,7 +15,7 @@ LABEL = 7
 CELL = 15  # "31 1023.9 MiB  "
 
 
-class MemoryPanel(Widget):
+class MemoryPanel(TextLines):
     DEFAULT_CSS = "MemoryPanel { height: auto; }"
 
     def __init__(self, **kwargs) -> None:
@@ -23,16 +23,13 @@ class MemoryPanel(Widget):
         self.snapshot: Snapshot | None = None
         self.detailed = True  # per-core cells; off on small terminals
         self._shown_shape: tuple | None = None
-        self._shown: tuple | None = None
 
     def show(self, snapshot: Snapshot | None, detailed: bool) -> None:
         shape = self._shape(snapshot, detailed)
         self.snapshot = snapshot
         self.detailed = detailed
-        shown = shown_key(self.render())
-        if shape != self._shown_shape or shown != self._shown:
-            self.refresh(layout=shape != self._shown_shape)  # re-layout only when the line count can change
-        self._shown_shape, self._shown = shape, shown
+        self.repaint_changed(layout=shape != self._shown_shape)  # re-layout only when the line count can change
+        self._shown_shape = shape
 
     @staticmethod
     def _shape(snapshot: Snapshot | None, detailed: bool) -> tuple:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual.widget import Widget
 
 from ...format import (format_bytes, format_count, format_dollars, format_duration, format_rate, format_ratio,
                        format_seconds)
 from ...store import WorkloadState
 from ...tune.live import RunEconomy
 from .bars import panel_lines, bar
+from .text_lines import TextLines
 
 PANEL_LINES = 5
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "crashed": "bold red", "exited": "dim",
                 "idle": "dim"}
 
 
-class WorkloadPanel(Widget):
+class WorkloadPanel(TextLines):
     DEFAULT_CSS = f"WorkloadPanel {{ height: {PANEL_LINES}; }}"  # fixed: new figures never re-layout the screen
 
     def __init__(self, **kwargs) -> None:
@@ -32,7 +32,7 @@ class WorkloadPanel(Widget):
         """`economy`: the shown run's cost and share of peak (tune.live.run_economy), when known."""
         self.current, self.previous, self.enabled = current, previous, enabled
         self.economy = economy or RunEconomy()
-        self.refresh()
+        self.repaint_changed()
 
     def render(self) -> RenderableType:
         wl = self.current
