@@ -117,7 +117,7 @@ def descendants(root_pid: int) -> list[int]:
     """Pids of every descendant of `root_pid`, from Linux's /proc/PID/task/TID/children files: a
     walk of our own tree only (psutil's children() reads every process on the host: 2 ms a call on
     a box of 100 processes, 20 on one of 1,000, every sample). Elsewhere, psutil's walk."""
-    if not os.path.exists(f"/proc/{root_pid}/task/{root_pid}/children"):  # its main thread's file
+    if not _has_children_files(root_pid):
         try:
             return [child.pid for child in psutil.Process(root_pid).children(recursive=True)]
         except psutil.Error:
@@ -131,8 +131,7 @@ def descendants(root_pid: int) -> list[int]:
             continue
         for thread in threads:  # each thread lists the children it started
             try:
-                with open(f"/proc/{parent}/task/{thread}/children") as file:
-                    children = [int(pid) for pid in file.read().split()]
+                children = [int(pid) for pid in _read_proc(f"/proc/{parent}/task/{thread}/children").split()]
             except (OSError, ValueError):
                 continue
             found += children
@@ -141,9 +140,32 @@ def descendants(root_pid: int) -> list[int]:
 
 
 def process_tree_times(root_pid: int) -> dict[ProcessKey, tuple[float, list[int] | None]]:
-    """CPU seconds (user + system) and allowed vCPUs of `root_pid` and every descendant alive now."""
+    """CPU seconds (user + system) and allowed vCPUs of `root_pid` and every descendant alive now.
+
+    On Linux one read of /proc/PID/stat and one sched_getaffinity call per process. Through
+    psutil's Process, oneshot, cpu_times, create_time and cpu_affinity, the same reading of
+    neurontui and its child took 230 µs against 129 (the walk included), and the host source and
+    each run's verdict take one every second."""
+    pids = [root_pid, *descendants(root_pid)]
+    if not _has_children_files(root_pid):
+        return _psutil_tree_times(pids)
     times: dict[ProcessKey, tuple[float, list[int] | None]] = {}
-    for pid in [root_pid, *descendants(root_pid)]:
+    for pid in pids:
+        try:
+            stat = _read_proc(f"/proc/{pid}/stat")
+            affinity = sorted(os.sched_getaffinity(pid))
+        except OSError:  # ended meanwhile (or not ours to read): its last interval is lost
+            continue
+        # after "pid (comm) ": state ppid ... utime (index 11) stime (12) ... starttime (19), in clock ticks;
+        # the command name may hold spaces and parentheses, so split after its last ")"
+        fields = stat[stat.rindex(b")") + 2:].split()
+        times[(pid, int(fields[19]) / _CLOCK_TICKS)] = ((int(fields[11]) + int(fields[12])) / _CLOCK_TICKS, affinity)
+    return times
+
+
+def _psutil_tree_times(pids: list[int]) -> dict[ProcessKey, tuple[float, list[int] | None]]:
+    times: dict[ProcessKey, tuple[float, list[int] | None]] = {}
+    for pid in pids:
         try:
             process = psutil.Process(pid)
             with process.oneshot():
@@ -154,6 +176,26 @@ def process_tree_times(root_pid: int) -> dict[ProcessKey, tuple[float, list[int]
             continue
         times[key] = (cpu.user + cpu.system, affinity)
     return times
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _has_children_files(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}/task/{pid}/children")  # its main thread's file
+
+
+def _read_proc(path: str) -> bytes:
+    """A /proc file whole, through os.read: open() builds a buffered file object for each one,
+    which cost more than the read itself."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class HostLoadMeter:

@@ -5,10 +5,12 @@ tests watch the real process table with a real CPU burner outside our tree.
 """
 import collections
 import os
+import signal
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from neurontui.host_load import (OTHERS_SHARE_LIMIT, HostLoad, HostLoadMeter, host_busy_reason,
@@ -139,6 +141,34 @@ def test_our_tree_holds_our_children_and_their_children(tmp_path):
         for pid, _ in process_tree_times(child.pid):
             os.kill(pid, 9)
         child.wait()
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"), reason="Linux /proc")
+def test_the_proc_reading_agrees_with_psutil_even_for_a_command_named_with_parentheses(tmp_path):
+    """/proc/PID/stat is split after the command name's last ")": a name with spaces and
+    parentheses must not shift the fields (a burner named "a) b (c", as its executable's link)."""
+    odd = tmp_path / "a) b (c"
+    odd.symlink_to(sys.executable)
+    burner = subprocess.Popen([str(odd), "-c", BURN])
+    try:
+        process = psutil.Process(burner.pid)
+        assert process.name() == "a) b (c"
+        deadline = time.monotonic() + 30
+        while sum(process.cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        burner.send_signal(signal.SIGSTOP)  # its CPU time stands still: both readings must agree exactly
+        time.sleep(0.1)
+        tree = {pid: (key_start, seconds, affinity) for (pid, key_start), (seconds, affinity)
+                in process_tree_times(os.getpid()).items()}
+        start, seconds, affinity = tree[burner.pid]
+        times = process.cpu_times()
+        assert seconds == pytest.approx(times.user + times.system) and seconds >= 0.2
+        assert affinity == sorted(process.cpu_affinity())
+        assert start + psutil.boot_time() == pytest.approx(process.create_time(), abs=0.02)
+        assert tree[os.getpid()][1] > 0
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 def test_a_real_burner_outside_our_tree_counts_as_others():
