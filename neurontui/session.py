@@ -59,6 +59,7 @@ class Session:
         self._host_load: HostLoadMeter | None = None  # made on start: its first reading is the baseline
         self._host_load_run = 0  # the run the meter accumulates for
         self._host_busy_warned_run = 0  # a run's load can cross the limit again and again: one warning
+        self._driver_ticks = False
         self.started = False
 
     @classmethod
@@ -72,13 +73,16 @@ class Session:
         return self.exporter.url if self.exporter is not None else ""
 
     # -- lifetime -----------------------------------------------------------------------------
-    def start(self, metrics: bool = True, metrics_required: bool = False) -> None:
+    def start(self, metrics: bool = True, metrics_required: bool = False, driver_ticks: bool = False) -> None:
         """Serve metrics (when asked and the port is not 0), start the source and the periodic work.
 
         An exporter that cannot serve raises ExporterError when `metrics_required`; otherwise the
         session runs without metrics and says why in the event log and `metrics_error`.
+        `driver_ticks`: the driver calls tick() whenever the Store changed (the TUI, before each
+        screen update), so the ticker thread only reads the host load, once a second.
         """
         self.started = True
+        self._driver_ticks = driver_ticks
         self._host_load = HostLoadMeter()
         args = self.args
         if args is not None and metrics and getattr(args, "prometheus_port", 0):
@@ -195,8 +199,9 @@ class Session:
     # -- periodic work ------------------------------------------------------------------------------
     def _tick(self) -> None:
         host_load_due = 0.0
-        while not self._closed.wait(TICK_SECONDS):
-            self.tick()
+        while not self._closed.wait(HOST_LOAD_SECONDS if self._driver_ticks else TICK_SECONDS):
+            if not self._driver_ticks:
+                self.tick()
             if time.monotonic() >= host_load_due:
                 host_load_due = time.monotonic() + HOST_LOAD_SECONDS
                 self.watch_host_load()

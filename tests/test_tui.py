@@ -26,7 +26,7 @@ from neurontui.tui.widgets.workload import WorkloadPanel
 from neurontui.workload import WorkloadProcess
 from tests.conftest import FIXTURES, ROOT
 from workloads.config import WorkloadConfig
-from workloads.protocol import LatencyHistogram, Ready, Window
+from workloads.protocol import LatencyHistogram, Phase, Ready, Window
 
 FAST_CPU_RUN = WorkloadConfig(model="cnn", backend="cpu", warmup=0.2, window=0.25)
 
@@ -220,6 +220,24 @@ async def test_figures_update_once_a_second_however_changes_and_events_interleav
         elapsed = time.monotonic() - measured_from
         during = [round(t - measured_from, 2) for t in updates if t >= measured_from]
         assert 2 <= len(during) <= elapsed / FIGURES_UPDATE_SECONDS + 1, during
+
+
+@sync
+async def test_the_screen_update_logs_each_phase_once_where_the_ticker_no_longer_does():
+    """The dashboard ticks its session before each screen update (the session's ticker thread then
+    only reads the host load): each phase still reaches the event log, once."""
+    store = Store()
+    app = NeuronTUI(Session(store, FAST_CPU_RUN, None), host="test-host")
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.session._driver_ticks
+        store.workload_starting(FAST_CPU_RUN.as_dict(), pid=2)
+        store.workload_event(Phase(phase="building", detail="cnn: float [B,1,28,28]"))
+        await wait_for(pilot, lambda: "workload: building: cnn" in events_text(store), timeout=10,
+                       what="the phase in the event log")
+        store.workload_event(Phase(phase="warmup"))
+        await wait_for(pilot, lambda: "workload: warmup" in events_text(store), timeout=10, what="the next phase")
+        await pilot.pause(1.5)  # more screen updates: no phase twice
+        assert events_text(store).count("workload: building") == 1
 
 
 @sync

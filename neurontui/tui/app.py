@@ -173,7 +173,7 @@ class NeuronTUI(App[int]):
         self.set_class(self.config is None, "-no-workload")
         self.store.subscribe(self._store_changed)
         if not self.session.started:
-            self.session.start()
+            self.session.start(driver_ticks=True)
         if self.config is not None and self.workload is not None:
             self.session.restart()
         self.session.tick()
@@ -537,7 +537,7 @@ class NeuronTUI(App[int]):
 
 def run_tui(args, config: WorkloadConfig) -> int:
     session = Session.from_args(args, None if args.no_workload else config)
-    session.start()  # metrics (or why not) and telemetry, before the first screen
+    session.start(driver_ticks=True)  # metrics (or why not) and telemetry, before the first screen
     app = NeuronTUI(session, handle_signals=True)
     app.on_forced_exit = session.close  # from the exit watchdog if Textual hangs
     try:
