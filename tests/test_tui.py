@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -188,38 +189,49 @@ async def test_plots_redraw_every_other_second_and_the_last_window_still_reaches
                        timeout=10 * (PLOT_SECONDS + FIGURES_UPDATE_SECONDS), what="the last window on the plot")
 
 
-@sync
-async def test_figures_update_once_a_second_however_changes_and_events_interleave(monkeypatch):
-    """Windows arrive ten times a second, telemetry once, and now and then an event that shows at
-    once: the screen still updates once per FIGURES_UPDATE_SECONDS. (An event's immediate update
-    once left the figures update already due to fire; from then on two update cycles ran side by
-    side, each orphaning the other's timer: twice the screen's CPU for the rest of the run.)"""
-    store = Store()
-    scenes.publish_run(store, FAST_CPU_RUN, "cpu", Ready(params=3_165_826, cores_used=2), windows=2, latency=0.004,
-                       end=time.time())
+class SimulatedTimers:
+    """The app's clock and timers, stepped by the test: no wall time is measured."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.now = 1000.0
+        self.pending: list[list] = []  # [due, callback, stopped]
+        monkeypatch.setattr("neurontui.tui.app.time.monotonic", lambda: self.now)
+
+    def set_timer(self, delay, callback):
+        timer = [self.now + delay, callback, False]
+        self.pending.append(timer)
+        return SimpleNamespace(stop=lambda: timer.__setitem__(2, True))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for timer in sorted(self.pending, key=lambda t: t[0]):
+            if timer[0] <= self.now and not timer[2]:
+                timer[2] = True
+                timer[1]()
+        self.pending = [timer for timer in self.pending if not timer[2]]
+
+
+def test_figures_update_once_a_second_however_changes_and_events_interleave(monkeypatch):
+    """Windows ten times a second, telemetry once, and now and then an event that shows at once:
+    the screen still updates once per FIGURES_UPDATE_SECONDS. (An event's immediate update once
+    left the figures update already due to fire; from then on two update cycles ran side by side,
+    each orphaning the other's timer: twice the screen's CPU for the rest of the run.)"""
+    clock = SimulatedTimers(monkeypatch)
+    app = NeuronTUI(Session(Store(), None), host="test-host")
     updates: list[float] = []
-    original = NeuronTUI.update_panels
-    monkeypatch.setattr(NeuronTUI, "update_panels",
-                        lambda app, kinds: (updates.append(time.monotonic()), original(app, kinds)))
-    app = NeuronTUI(Session(store, FAST_CPU_RUN, None), host="test-host")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(1.5)
-        latency = LatencyHistogram()
-        latency.record(0.004, 1)
-        measured_from = None
-        for step in range(90):  # nine seconds of a window every 0.1 s, events in the first three
-            now = time.time()
-            store.workload_event(Window.from_histogram(now - 0.1, now, latency, 0, []))
-            if step % 10 == 3:
-                store.publish_snapshot(snapshot_with_cores(2, "vcpu"))
-            if step in (10, 17, 24):
-                store.log("info", "test", f"an event at step {step}")
-            if step == 40:  # the events' own updates are over: the figures alone from here
-                measured_from = time.monotonic()
-            await pilot.pause(0.1)
-        elapsed = time.monotonic() - measured_from
-        during = [round(t - measured_from, 2) for t in updates if t >= measured_from]
-        assert 2 <= len(during) <= elapsed / FIGURES_UPDATE_SECONDS + 1, during
+    monkeypatch.setattr(app, "set_timer", clock.set_timer)
+    monkeypatch.setattr(app, "post_message", lambda message: app._on_store_changed())
+    monkeypatch.setattr(app, "update_panels", lambda kinds: updates.append(clock.now))
+    for step in range(100):  # ten simulated seconds
+        clock.advance(0.1)
+        app._store_changed("workload")
+        if step % 10 == 3:
+            app._store_changed("snapshot")
+        if step in (12, 19, 26):  # events in the first three seconds
+            app._store_changed("event")
+    figures_only = [t for t in updates if t > 1000.0 + 4.0]  # after the events' own updates
+    assert len(figures_only) == round(6 / FIGURES_UPDATE_SECONDS), [round(t - 1000.0, 2) for t in updates]
+    assert len(clock.pending) == 1  # one update due, not one per cycle
 
 
 @sync
