@@ -99,7 +99,7 @@ def _pipeline_size(wl: WorkloadState, snapshot: Snapshot | None, backend: str) -
 def _gpu_floor(wl: WorkloadState, backend: str) -> Hint | None:
     config = wl.config
     if backend != "cuda" or config.get("batch") != 1 or wl.run.window_count < GPU_FLOOR_MIN_WINDOWS:
-        return None  # before the figures: the hints run four times a second, the figures change with each window
+        return None  # before the figures: hints run at every tick, and the figures change with each window
     figures = wl.run.figures()
     p50, throughput = figures.latency["p50"], figures.throughput
     if p50 is None:
