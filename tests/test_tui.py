@@ -14,7 +14,7 @@ import pytest
 from neurontui.sources.neuron_report import parse_report
 from neurontui.store import Store
 from neurontui.telemetry import Core, Snapshot
-from neurontui.tui import scenes
+from neurontui.tui import app as app_module, scenes
 from neurontui.session import Session
 from neurontui.tui.app import FIGURES_UPDATE_SECONDS, PLOT_SECONDS, NeuronTUI
 from neurontui.tui.screens.help import HelpScreen
@@ -195,7 +195,8 @@ class SimulatedTimers:
     def __init__(self, monkeypatch) -> None:
         self.now = 1000.0
         self.pending: list[list] = []  # [due, callback, stopped]
-        monkeypatch.setattr("neurontui.tui.app.time.monotonic", lambda: self.now)
+        # the app module's clock only: Textual, pytest and the Store keep the real one
+        monkeypatch.setattr(app_module, "time", SimpleNamespace(monotonic=lambda: self.now, time=time.time))
 
     def set_timer(self, delay, callback):
         timer = [self.now + delay, callback, False]
