@@ -95,10 +95,16 @@ def test_a_report_whose_memory_and_ecc_repeat_or_change_reads_its_own_figures():
     steady, moved = json.dumps(TRN1N), edited(changed)
     for line in (steady, moved, steady, moved):
         assert same_when_typed(line)
-    assert decode_report(moved, WHEN).runtimes[0].core_memory[0].tensors == 7
-    assert decode_report(moved, WHEN).ecc[1].mem_ecc_uncorrected == 5
+    read = decode_report(moved, WHEN)
+    assert read.runtimes[0].core_memory[0].tensors == 7
+    # the all-cores view adds both runtimes' memory of core 0, as it is now
+    assert read.memory.per_core[0].tensors == 7 + read.runtimes[1].core_memory[0].tensors
+    assert read.cores_of("neuroncore")[0].memory_used_bytes == read.memory.per_core[0].total
+    assert read.memory.per_core[0] != decode_report(steady, WHEN).memory.per_core[0]
+    assert read.ecc[1].mem_ecc_uncorrected == 5
     mine = decode_report(steady, WHEN)  # a consumer changing its snapshot's maps changes no later report
     mine.runtimes[0].core_memory.clear()
+    mine.memory.per_core.clear()
     mine.ecc.clear()
     assert same_when_typed(steady)
 

@@ -287,22 +287,16 @@ class _Parser:
         snap = self.snapshot
         utilization: dict[int, float] = {}
         flops: dict[int, float] = {}
-        per_core = snap.memory.per_core
         device_used = None
         for runtime in snap.runtimes:
             for index, ratio in runtime.core_utilization.items():
                 utilization[index] = utilization.get(index, 0.0) + ratio
             for index, value in runtime.core_flops.items():
                 flops[index] = flops.get(index, 0.0) + value
-            for index, parts in runtime.core_memory.items():
-                # a core one runtime holds shares its (never mutated) CoreMemory; more make a new sum
-                total = per_core.get(index)
-                per_core[index] = parts if total is None else CoreMemory(
-                    index, total.constants + parts.constants, total.model_code + parts.model_code,
-                    total.model_shared_scratchpad + parts.model_shared_scratchpad,
-                    total.runtime_memory + parts.runtime_memory, total.tensors + parts.tensors)
             if runtime.device_memory_bytes is not None:
                 device_used = (device_used or 0) + runtime.device_memory_bytes
+        per_core, totals = self.core_memory_sums()
+        snap.memory.per_core = per_core
         snap.memory.device_used_bytes = device_used
         snap.memory.device_total_bytes = self.device_total()
         indices = set(utilization) | set(per_core)
@@ -314,12 +308,15 @@ class _Parser:
         # neuron-monitor reports only cores a runtime holds; a core nobody holds is idle,
         # unless some runtime's counters were unreadable (then we do not know).
         idle = 0.0 if counters_complete else None
-        totals = {index: memory.total for index, memory in per_core.items()}
         get_utilization, get_flops, get_total = utilization.get, flops.get, totals.get
         snap.cores[:0] = [  # NeuronCores first, then vCPUs
             Core("neuroncore", index, idle if (share := get_utilization(index)) is None else min(share, 1.0), None,
                  get_flops(index), get_total(index))
             for index in sorted(indices)]
+
+    def core_memory_sums(self) -> tuple[dict[int, CoreMemory], dict[int, int]]:
+        """Each NeuronCore's device memory summed over the runtimes, and its total in bytes."""
+        return sum_core_memories([runtime.core_memory for runtime in self.snapshot.runtimes])
 
     def hardware_core_count(self) -> int | None:
         instance_type = self.snapshot.instance.get("instance_type", "")
@@ -336,6 +333,20 @@ class _Parser:
         size = (_count(self.snapshot.hardware.get("neuron_device_memory_size"))
                 or DEVICE_MEMORY_PER_CHIP.get(instance_type.split(".")[0]))
         return devices * size if devices and size else None
+
+
+def sum_core_memories(per_runtime: list[dict[int, CoreMemory]]) -> tuple[dict[int, CoreMemory], dict[int, int]]:
+    """The runtimes' device memory per NeuronCore, added up, and each core's total in bytes."""
+    per_core: dict[int, CoreMemory] = {}
+    for memories in per_runtime:
+        for index, parts in memories.items():
+            # a core one runtime holds shares its (never mutated) CoreMemory; more make a new sum
+            total = per_core.get(index)
+            per_core[index] = parts if total is None else CoreMemory(
+                index, total.constants + parts.constants, total.model_code + parts.model_code,
+                total.model_shared_scratchpad + parts.model_shared_scratchpad,
+                total.runtime_memory + parts.runtime_memory, total.tensors + parts.tensors)
+    return per_core, {index: memory.total for index, memory in per_core.items()}
 
 
 # -- value readers: wrong types, NaN and Infinity read as "not known" --------------------

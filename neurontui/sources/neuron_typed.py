@@ -23,7 +23,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..telemetry import HOST_MEMORY_PARTS, Core, CoreMemory, EccCounters, Runtime, Snapshot
 from .neuron_parser import (FLOAT_MAX, INSTANCE_FIELDS, MAX_REPORTED_CORES, _add_names, _busy_of_idles, _count,
-                            _Parser, _ratio, _short)
+                            _Parser, _ratio, _short, sum_core_memories)
 
 # What _count() passes through unchanged; anything else (negative, fractional, null) falls back.
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
@@ -216,7 +216,18 @@ def _ecc_counters(raw: bytes) -> tuple[EccCounters, ...]:
     return tuple(counters.values())
 
 
+@lru_cache(maxsize=CORE_MEMORY_CACHE_SIZE)
+def _summed_core_memories(breakdowns: tuple[bytes, ...]) -> tuple[dict[int, CoreMemory], dict[int, int]]:
+    """sum_core_memories of the runtimes' breakdowns (their JSON, b"" for none), once per change
+    of any of them (never mutate the dicts)."""
+    return sum_core_memories([_core_memories(raw) if raw else {} for raw in breakdowns])
+
+
 class _Converter(_Parser):
+    def __init__(self, when: float) -> None:
+        super().__init__(when)
+        self.breakdowns: list[bytes] = []  # each runtime's neuroncore_memory_usage JSON, in order
+
     def convert(self, report: Report) -> Snapshot:
         if (report.instance_data is not UNSET
                 or (report.neuron_runtime_data is UNSET and report.system_data is UNSET
@@ -248,6 +259,7 @@ class _Converter(_Parser):
         runtime = Runtime(tag=tag, pid=_count(entry.pid), key=key)
         report = entry.report
         if report is None:
+            self.breakdowns.append(b"")
             return runtime, False
         if report.inference_stats is not UNSET or report.hw_counters is not UNSET:
             raise _Unhandled
@@ -257,8 +269,8 @@ class _Converter(_Parser):
             stats = self.group(_view(execution_stats=_plain(report.execution_stats)), "execution_stats",
                                f"{where}.execution_stats")
             self.runtime_stats(runtime, stats, where)
-        if report.memory_used is not None:
-            self.typed_memory(runtime, report.memory_used)
+        used = report.memory_used
+        self.breakdowns.append(self.typed_memory(runtime, used) if used is not None else b"")
         usage = _view(neuron_runtime_vcpu_usage=_plain(report.neuron_runtime_vcpu_usage))
         self.runtime_vcpu(runtime, self.group(usage, "neuron_runtime_vcpu_usage", f"{where}.neuron_runtime_vcpu_usage"))
         return runtime, counters_read
@@ -284,8 +296,10 @@ class _Converter(_Parser):
                 _add_names(runtime.loaded_models, core.loaded_models)
         return True
 
-    def typed_memory(self, runtime: Runtime, memory: MemoryUsed) -> None:
+    def typed_memory(self, runtime: Runtime, memory: MemoryUsed) -> bytes:
+        """Reads the group; returns the JSON of its per-core breakdown (b"" without one)."""
         _no_error(memory)
+        raw = b""
         used = memory.neuron_runtime_used_bytes
         if used is not None:
             runtime.host_memory_bytes = _count(used.host)
@@ -293,7 +307,8 @@ class _Converter(_Parser):
             breakdown = used.usage_breakdown
             if breakdown is not None:
                 if breakdown.neuroncore_memory_usage:
-                    runtime.core_memory = dict(_core_memories(bytes(breakdown.neuroncore_memory_usage)))
+                    raw = bytes(breakdown.neuroncore_memory_usage)
+                    runtime.core_memory = dict(_core_memories(raw))
                 host = breakdown.host
                 if isinstance(host, dict):
                     host_parts = self.snapshot.memory.host_breakdown
@@ -303,6 +318,11 @@ class _Converter(_Parser):
                             host_parts[part] = host_parts.get(part, 0) + value
         if memory.loaded_models:
             _add_names(runtime.loaded_models, [model.name for model in memory.loaded_models])
+        return raw
+
+    def core_memory_sums(self) -> tuple[dict[int, CoreMemory], dict[int, int]]:
+        per_core, totals = _summed_core_memories(tuple(self.breakdowns))
+        return dict(per_core), totals
 
     def typed_system(self, system: SystemData) -> None:
         # memory through the tolerant reader; the vCPUs, 128 and more, typed; the ECC devices once per change
