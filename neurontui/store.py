@@ -119,6 +119,7 @@ class Store:
         # AWS's bridge does, so the exported counter only moves forward
         self.ecc_totals: dict[tuple[int, str], int] = {}
         self._ecc_keys: dict[int, tuple[tuple[int, str], ...]] = {}  # the devices ecc_totals counts, their keys
+        self._ecc_quiet: list[EccCounters] | None = None  # the last report's devices, when none counted an event
         self._hints_shown: set[str] = set()
         self._names_dropped_logged = False
 
@@ -185,8 +186,12 @@ class Store:
 
     def _add_ecc(self, devices: list[EccCounters]) -> None:
         """Add each device's counts to its totals (under the lock); a device gone from the report leaves.
-        A device's four keys are made once; a count of zero (most, most periods) adds nothing."""
+        A device's four keys are made once; a count of zero (most, most periods) adds nothing, and
+        the same devices as last time, again without an event, are not walked at all."""
+        if devices == self._ecc_quiet:
+            return
         totals, keys_of = self.ecc_totals, self._ecc_keys
+        quiet = True
         for device in devices:
             keys = keys_of.get(device.device_index)
             if keys is None:
@@ -195,6 +200,7 @@ class Store:
                     totals.setdefault(key, 0)
             counts = _ECC_COUNTS(device)
             if any(counts):
+                quiet = False
                 for key, count in zip(keys, counts):
                     if count and count > 0:  # a counter never moves backwards, whatever a report says
                         totals[key] += count
@@ -203,6 +209,7 @@ class Store:
             for index in [index for index in keys_of if index not in present]:
                 for key in keys_of.pop(index):
                     del totals[key]
+        self._ecc_quiet = list(devices) if quiet else None
 
     # -- source health ------------------------------------------------------------------
     def _health(self, name: str) -> SourceHealth:

@@ -1,6 +1,6 @@
 """The Store: bounded history, counters that only move forward, workload state."""
 from neurontui.store import Store
-from neurontui.telemetry import Core, Runtime, Snapshot
+from neurontui.telemetry import Core, EccCounters, Runtime, Snapshot
 from workloads.protocol import LatencyHistogram, Window
 
 
@@ -28,6 +28,29 @@ def test_runtime_counters_accumulate_and_vanished_runtimes_drop():
     assert store.runtime_totals["1"].errors == {"generic": 1}
     store.publish_snapshot(snapshot(2, [0.1], []))
     assert store.runtime_totals == {}
+
+
+def test_ecc_totals_count_each_event_once_through_quiet_and_busy_reports():
+    """Reports repeat their quiet devices (no event in the period) for hours: the totals must
+    still take each event once, and drop a device that leaves, whatever came before."""
+    store = Store()
+
+    def publish(*devices):
+        store.publish_snapshot(Snapshot(time=0.0, source="test", ecc=list(devices)))
+
+    quiet = [EccCounters(0), EccCounters(1)]
+    for _ in range(3):
+        publish(*quiet)
+    assert set(store.ecc_totals.values()) == {0} and len(store.ecc_totals) == 8
+    publish(EccCounters(0), EccCounters(1, sram_ecc_corrected=2))
+    publish(EccCounters(0), EccCounters(1, sram_ecc_corrected=2))  # the same counts again: a new period's events
+    publish(*quiet)
+    assert store.ecc_totals[(1, "sram_ecc_corrected")] == 4
+    publish(EccCounters(1))  # device 0 left
+    publish(EccCounters(1))
+    assert sorted({device for device, _ in store.ecc_totals}) == [1]
+    publish(EccCounters(0, mem_ecc_uncorrected=1), EccCounters(1))  # it came back with an event
+    assert store.ecc_totals[(0, "mem_ecc_uncorrected")] == 1 and store.ecc_totals[(1, "sram_ecc_corrected")] == 4
 
 
 def test_windows_feed_totals_and_a_restart_starts_a_new_run():
