@@ -377,13 +377,6 @@ def _ratio(percent: float, clamp: bool = True) -> float:
     return 1.0 if clamp and ratio > 1.0 else ratio
 
 
-def _ratios(percents: Iterable[float]) -> list[float]:
-    """What _ratio(percent) gives for each (clamped), in one call: a host has hundreds of vCPUs
-    and a call per value costs more than its arithmetic (the typed path uses this, the tolerant
-    one _ratio, and tests/test_neuron_typed.py checks that their snapshots agree)."""
-    return [0.0 if (ratio := percent / 100.0) < 0.0 else 1.0 if ratio > 1.0 else ratio for percent in percents]
-
-
 def _counts(block: Any) -> dict[str, int]:
     if not isinstance(block, dict):
         return {}
@@ -415,8 +408,10 @@ def _busy_of_idle(idle: float) -> float:
 
 
 def _busy_of_idles(idles: Iterable[float]) -> list[float]:
-    """_busy_of_idle of each, in one call (a host has 128 vCPUs and more)."""
-    return _ratios([100.0 - idle for idle in idles])
+    """What _busy_of_idle(idle) gives for each, in one comprehension: a host has 128 vCPUs and
+    more, and a call per value costs more than its arithmetic (the typed path uses this, the
+    tolerant one _busy_of_idle, and tests/test_neuron_typed.py checks that their snapshots agree)."""
+    return [0.0 if (busy := (100.0 - idle) / 100.0) < 0.0 else 1.0 if busy > 1.0 else busy for idle in idles]
 
 
 _INDEX_OF = {str(index): index for index in range(MAX_REPORTED_CORES + 1)}  # the common case, one lookup
