@@ -393,6 +393,34 @@ def test_terminal_escapes_in_a_report_are_printed_escaped_by_once(python, child_
     assert first.endswith("\\x1b]2;pwned\\x07 · two\\x0alines\ufffd")
 
 
+def test_an_escape_among_names_seen_clean_in_earlier_reports_is_still_escaped():
+    """Names already seen clean are kept as they are, a map at a time: one new hostile name
+    among them must still be cleaned, in every kind of name a report carries."""
+    from neurontui.sources.neuron_report import parse_report
+
+    def line(extra: str) -> str:
+        report = json.loads((FIXTURES / "v2_trn1n_32xlarge_2runtimes.json").read_text())
+        runtime = report["neuron_runtime_data"][0]["report"]
+        stats = runtime["execution_stats"]
+        if extra:
+            stats["execution_summary"][extra] = 1
+            stats["error_summary"][extra] = 1
+            stats["latency_stats"]["total_latency"] = {"p50": 0.01, extra: 0.02}
+            runtime["memory_used"]["loaded_models"].append({"name": extra})
+            report["instance_info"]["instance_name"] = extra
+        return json.dumps(report)
+
+    for _ in range(3):
+        parse_report(line(""))
+    snapshot = parse_report(line("evil\x1b]2;pwned\x07")).snapshot
+    runtime = snapshot.runtimes[0]
+    names = [*runtime.status, *runtime.errors, *runtime.latency_seconds, *runtime.loaded_models,
+             *snapshot.instance.values()]
+    assert "completed" in runtime.status and "p50" in runtime.latency_seconds
+    hostile = [name for name in names if "evil" in name]
+    assert len(hostile) == 5 and all(name == "evil\\x1b]2;pwned\\x07" for name in hostile), hostile
+
+
 def test_a_lone_surrogate_in_a_label_does_not_take_metrics_down():
     import urllib.request
 

@@ -28,7 +28,9 @@ def sanitize_snapshot(snapshot: Snapshot) -> Snapshot:
     """Clean and bound `snapshot` in place; returns it."""
     notes: list[str] = []
     snapshot.source = _label(snapshot.source)
-    snapshot.instance = {_label(k): _label(v) for k, v in _first(snapshot.instance, "instance fields", notes)}
+    instance = snapshot.instance
+    if not (len(instance) <= MAX_NAMES and _all_clean(instance) and _all_clean(instance.values())):
+        snapshot.instance = {_label(k): _label(v) for k, v in _first(instance, "instance fields", notes)}
     snapshot.hardware = {_label(k): _label(v) if isinstance(v, str) else v
                          for k, v in _first(snapshot.hardware, "hardware fields", notes)}
     snapshot.runtimes = _cut(snapshot.runtimes, MAX_RUNTIMES, "runtimes", notes)
@@ -41,8 +43,9 @@ def sanitize_snapshot(snapshot: Snapshot) -> Snapshot:
         runtime.latency_seconds = _names(runtime.latency_seconds, f"runtime[{runtime.key}] latency names", notes)
         runtime.device_latency_seconds = _names(runtime.device_latency_seconds,
                                                 f"runtime[{runtime.key}] device latency names", notes)
-        runtime.loaded_models = [_label(name) for name in _cut(runtime.loaded_models, MAX_NAMES,
-                                                               f"runtime[{runtime.key}] models", notes)]
+        if not (len(runtime.loaded_models) <= MAX_NAMES and _all_clean(runtime.loaded_models)):
+            runtime.loaded_models = [_label(name) for name in _cut(runtime.loaded_models, MAX_NAMES,
+                                                                   f"runtime[{runtime.key}] models", notes)]
     snapshot.cores = _cut(snapshot.cores, MAX_CORES, "cores", notes)
     for core in snapshot.cores:
         if core.name:
@@ -67,9 +70,26 @@ def _cleaned_label(text: str) -> str:
     return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS - 1] + "…"
 
 
+def _short_label_once(text: str) -> str:
+    label = _cleaned_label(text)
+    if label == text and len(_CLEAN_LABELS) < LABEL_CACHE_SIZE:
+        _CLEAN_LABELS.add(text)
+    return label
+
+
 # The same few dozen names (statuses, percentiles, instance fields) come in every report:
 # each short one is cleaned once. Only short ones, so the cache holds at most ~1 MB.
-_short_label = lru_cache(maxsize=LABEL_CACHE_SIZE)(_cleaned_label)
+_short_label = lru_cache(maxsize=LABEL_CACHE_SIZE)(_short_label_once)
+# The short strings that came out of cleaning unchanged: a map or list made only of them is
+# kept as it is, with one set operation instead of a cache lookup per name.
+_CLEAN_LABELS: set[str] = set()
+
+
+def _all_clean(texts: Any) -> bool:
+    try:
+        return _CLEAN_LABELS.issuperset(texts)
+    except TypeError:  # something unhashable among them: not a clean label
+        return False
 
 
 def _unique(key: str, seen: set[str]) -> str:
@@ -94,5 +114,7 @@ def _first(mapping: dict, what: str, notes: list[str]) -> list[tuple[Any, Any]]:
 
 
 def _names(mapping: dict[str, Any], what: str, notes: list[str]) -> dict[str, Any]:
+    if len(mapping) <= MAX_NAMES and _all_clean(mapping):
+        return mapping
     items = mapping.items() if len(mapping) <= MAX_NAMES else _first(mapping, what, notes)
     return {_label(name): value for name, value in items}
